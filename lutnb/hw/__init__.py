@@ -1,0 +1,1 @@
+"""Hardware package (public API filled in below)."""

@@ -181,6 +181,7 @@ class LUTLayer:
         hard = self._hard_sub(sub, idx)
         if not grad:
             return F.linear(hard.reshape(rows.shape[0], -1), Wp, b)
+        y_exact = None
         if self.backward == "soft":
             soft = self._soft_sub(sub)
             mixed = soft + (hard - soft).detach()
@@ -190,18 +191,19 @@ class LUTLayer:
             y_lut = F.linear(hard.reshape(rows.shape[0], -1), Wp, b)
             y_exact = F.linear(rows, W, b)
             y = y_exact + (y_lut - y_exact).detach()
-        self._record_recon(rows, W, b, y_lut)
+        self._record_recon(rows, W, b, y_lut, y_exact)
         if mode == "quant":
             with torch.no_grad():
                 yq = self._quant_rows(idx)
             y = y + (yq - y).detach()
         return y
 
-    def _record_recon(self, rows, W, b, y_lut) -> None:
+    def _record_recon(self, rows, W, b, y_lut, y_exact=None) -> None:
         if not self.track_recon:
             self.recon_loss = None
             return
-        y_exact = F.linear(rows, W, b)
+        if y_exact is None:
+            y_exact = F.linear(rows, W, b)
         self.recon_loss = F.mse_loss(y_lut.detach(), y_exact) + F.mse_loss(y_lut, y_exact.detach())
 
     # --- reporting --------------------------------------------------------------------------------

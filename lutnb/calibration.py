@@ -23,16 +23,20 @@ def _batched_distance(x: torch.Tensor, cent: torch.Tensor, metric: str) -> torch
 
 
 def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: int = 0,
-           tol: float = 1e-6) -> torch.Tensor:
+           tol: float = 1e-6, seed_rows: int = 2048) -> torch.Tensor:
     """Batched k-means: x (S, n, v) -> centroids (S, k, v). Deterministic for a given seed."""
     metric = check_metric(metric)
     if x.dim() == 2:
-        return kmeans(x.unsqueeze(0), k, metric, iters, seed, tol)[0]
+        return kmeans(x.unsqueeze(0), k, metric, iters, seed, tol, seed_rows)[0]
     S, n, v = x.shape
     if n == 0:
         raise ValueError("kmeans got no samples: run calibration on at least one batch")
     g = torch.Generator(device="cpu").manual_seed(seed)
     ar = torch.arange(S, device=x.device)
+    full = x
+    if n > seed_rows:  # k-means++ seeding on a random subsample (Lloyd iterations use every row)
+        x = x[:, torch.randperm(n, generator=g)[:seed_rows].to(x.device)]
+        n = seed_rows
     # k-means++ seeding, all sub-spaces in parallel
     cent = torch.empty(S, k, v, dtype=x.dtype, device=x.device)
     first = torch.randint(n, (S,), generator=g).to(x.device)
@@ -49,16 +53,19 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
         pick = torch.multinomial(probs.cpu().double(), 1, generator=g)[:, 0].to(x.device)
         cent[:, j] = x[ar, pick]
         dmin = torch.minimum(dmin, _batched_distance(x, cent[:, j:j + 1], metric)[..., 0])
+    x = full
+    n = x.shape[1]
     prev = None
     for _ in range(iters):
         assign = encode(x.transpose(0, 1), cent, metric).transpose(0, 1)  # (S, n)
-        onehot = torch.zeros(S, n, k, dtype=x.dtype, device=x.device)
-        onehot.scatter_(2, assign.unsqueeze(-1), 1.0)
-        counts = onehot.sum(1)  # (S, k)
+        counts = torch.zeros(S, k, dtype=x.dtype, device=x.device)
+        counts.scatter_add_(1, assign, torch.ones_like(x[..., 0]))
         if metric == "l1":
             new = _cluster_median(x, assign, k, cent)
         else:
-            new = torch.einsum("snk,snv->skv", onehot, x) / counts.clamp_min(1).unsqueeze(-1)
+            sums = torch.zeros(S, k, v, dtype=x.dtype, device=x.device)
+            sums.scatter_add_(1, assign.unsqueeze(-1).expand(-1, -1, v), x)
+            new = sums / counts.clamp_min(1).unsqueeze(-1)
         empty = counts == 0
         if empty.any():
             d = _batched_distance(x, new, metric).gather(2, assign.unsqueeze(-1))[..., 0]  # (S, n)
@@ -77,13 +84,20 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
 
 
 def _cluster_median(x: torch.Tensor, assign: torch.Tensor, k: int, cent: torch.Tensor) -> torch.Tensor:
-    out = cent.clone()
-    nan = torch.tensor(float("nan"), dtype=x.dtype, device=x.device)
-    for j in range(k):
-        mask = (assign == j).unsqueeze(-1)  # (S, n, 1)
-        med = torch.where(mask, x, nan).nanmedian(dim=1).values  # (S, v); nan where empty
-        out[:, j] = torch.where(torch.isnan(med), cent[:, j], med)
-    return out
+    """Coordinate-wise (lower) median of each cluster, all sub-spaces at once, by two sorts."""
+    S, n, v = x.shape
+    xt = x.permute(0, 2, 1).reshape(S * v, n)  # sort along the contiguous last dim
+    vals, order = xt.sort(dim=1)
+    owner = assign.unsqueeze(1).expand(S, v, n).reshape(S * v, n).gather(1, order)
+    owner, order2 = owner.sort(dim=1, stable=True)  # grouped by cluster, values still ascending inside
+    vals = vals.gather(1, order2)
+    counts = torch.zeros(S, k, dtype=torch.long, device=x.device)
+    counts.scatter_add_(1, assign, torch.ones_like(assign))
+    starts = counts.cumsum(1) - counts
+    pos = (starts + (counts - 1).clamp_min(0) // 2).clamp_max(n - 1)  # (S, k)
+    pos = pos.unsqueeze(1).expand(S, v, k).reshape(S * v, k)
+    med = vals.gather(1, pos).reshape(S, v, k).permute(0, 2, 1)  # (S, k, v)
+    return torch.where((counts > 0).unsqueeze(-1), med, cent)
 
 
 class _Collector:

@@ -99,10 +99,17 @@ def encode(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l2",
     """Nearest-centroid indices (M, S) (int64) of sub-vectors x (M, S, v); ties go to the lowest index.
 
     This one function is used by the LUT layers, calibration and the integer engine, so they agree bit
-    for bit. L2 drops the ||x||^2 term (it does not change the argmin).
+    for bit. L2 drops the ||x||^2 term (it does not change the argmin). CPU float32 inputs go to the numba
+    kernel `lutnb.native.native_encode` (L2 there is sum((x - c)**2), equal to the torch path except at
+    float near-ties; set LUTNB_NATIVE=0 for the pure torch path).
     """
     metric = check_metric(metric)
     _check_shapes(x, codebooks)
+    if x.device.type == "cpu" and codebooks.device.type == "cpu" and x.dtype == torch.float32:
+        from . import native  # numba kernel (LUTNB_NATIVE=0 disables): the one encoder everywhere on CPU
+
+        if native.enabled():
+            return native.native_encode(x, codebooks.to(x.dtype), metric)
     M = x.shape[0]
     S, c, v = codebooks.shape
     if chunk_rows is None:

@@ -4,7 +4,8 @@ Per LUT layer: im2col, nearest-centroid encode (float32, the CCM), integer look-
 accumulator of `acc_bits` bits with two's-complement wrap-around (the IMM), dequantize
 (float32(acc) * scale + bias); everything else in the network runs in float. Two implementations of the
 look-up-accumulate: ``impl="reference"`` (a loop over sub-spaces in int64) and ``impl="fast"`` (one
-`embedding_bag` sum over the flattened tables in a float type whose integer sums are exact).
+`embedding_bag` sum over the flattened tables in a float type whose integer sums are exact); with numba
+installed, ``impl="native"`` runs a fused encode + look-up kernel (`lutnb.native`), tested equal.
 The output equals the PyTorch model in ``mode="quant"`` bit for bit.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .export import ExportedLayer, ExportedModel, export_tables
 from .layers import conv_output_size, lut_layers
 from .layers import im2col as _im2col
 
-IMPLS = ("fast", "reference")
+IMPLS = ("fast", "reference", "native")
 
 
 def im2col(x: torch.Tensor, layer: ExportedLayer) -> torch.Tensor:
@@ -52,6 +53,10 @@ def lookup_accumulate(idx: torch.Tensor, layer: ExportedLayer, acc_bits: int | N
         return quant.lookup_accumulate(idx, t["tq"], acc_bits, flat=t["flat"])
     if impl == "reference":
         return quant.lookup_accumulate_reference(idx, t["tq"], acc_bits)
+    if impl == "native":  # fused numba kernel (optional dependency), bit-identical to the two above
+        from .native import native_lookup_accumulate
+
+        return native_lookup_accumulate(idx, t["tq"], acc_bits)
     raise ValueError(f"impl={impl!r}: use one of {IMPLS}")
 
 
@@ -83,6 +88,10 @@ class EngineStats:
 def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, impl: str = "fast",
               stats: EngineStats | None = None) -> torch.Tensor:
     """One exported layer on input x (the layer's input as in the float model)."""
+    if impl == "native":
+        from .native import run_layer_native
+
+        return run_layer_native(layer, x, acc_bits, stats)
     rows = im2col(x, layer).float()
     idx = encode_rows(rows, layer)
     acc = lookup_accumulate(idx, layer, acc_bits, impl)

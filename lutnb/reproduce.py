@@ -25,7 +25,7 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, quiet: bool = True
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / path.name
     pm.execute_notebook(
-        str(path), str(out), parameters=parameters, kernel_name="python3",
+        str(path), str(out), parameters=parameters, kernel_name="python3", language="python",
         cwd=str(path.parent), progress_bar=not quiet, log_output=False,
     )
     return out
@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             run_notebook(nb, params, out_dir)
             print(f" ok ({time.perf_counter() - t0:.1f} s)", flush=True)
         except Exception as exc:  # keep going, report at the end
-            print(f" FAILED ({time.perf_counter() - t0:.1f} s): {type(exc).__name__}: {str(exc)[:300]}",
+            what = f"{getattr(exc, 'ename', type(exc).__name__)}: {getattr(exc, 'evalue', str(exc))}"
+            print(f" FAILED ({time.perf_counter() - t0:.1f} s): {what[:500]} (see {out_dir / nb.name})",
                   flush=True)
             failed.append(nb.name)
     mode = "FULL" if args.full else "SMOKE"

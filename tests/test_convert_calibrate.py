@@ -133,3 +133,17 @@ def test_calibration_is_fast_enough_to_use_interactively():
     t0 = time.perf_counter()
     lutnb.calibrate(lm, [torch.randn(256, 1, 8, 8)])
     print(f"calibration of a tiny CNN: {time.perf_counter() - t0:.2f} s")
+
+
+def test_fast_cluster_median_equals_nanmedian_reference():
+    from lutnb.calibration import _cluster_median
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 101, 4, generator=g)
+    assign = torch.randint(0, 4, (3, 101), generator=g)  # cluster 4 of 5 stays empty
+    cent = torch.full((3, 5, 4), 7.0)
+    got = _cluster_median(x, assign, 5, cent)
+    for j in range(5):
+        ref = torch.where((assign == j).unsqueeze(-1), x, torch.tensor(float("nan"))).nanmedian(1).values
+        ref = torch.where(torch.isnan(ref), cent[:, j], ref)
+        assert torch.equal(got[:, j], ref), j

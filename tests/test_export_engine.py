@@ -13,6 +13,13 @@ from lutnb import engine
 from lutnb.export import export_tables, load_tables, random_layer, read_hex, save_tables, write_hex
 from lutnb.quant import lookup_accumulate, lookup_accumulate_reference, quantize_tables, wrap
 
+try:
+    import numba  # noqa: F401
+
+    NATIVE = True
+except ImportError:  # the fused kernel is optional
+    NATIVE = False
+
 
 def _model(kind, cin, cout, k, stride, padding, dilation, hidden):
     if kind == "conv":
@@ -44,6 +51,8 @@ def test_integer_engine_equals_quantized_lut_mode(kind, cin, cout, k, stride, pa
     ref = engine.IntegerEngine(lm, acc_bits=acc_bits, impl="reference")(x)
     assert torch.equal(fast, want)
     assert torch.equal(ref, want)
+    if NATIVE:
+        assert torch.equal(engine.IntegerEngine(lm, acc_bits=acc_bits, impl="native")(x), want)
 
 
 def test_engine_through_npz_file_and_overflow_counter(tmp_path):

@@ -1,1 +1,47 @@
-"""Hardware package (public API filled in below)."""
+"""lutnb.hw: the LUT-DLA accelerator as a cycle-level simulator, with dense systolic baselines.
+
+Public API
+----------
+LUTDLAConfig, SystolicConfig               frozen, self-validating hardware configs
+GemmWorkload, extract_workloads(model, x)  every Linear/Conv2d as a GEMM M x K x N (im2col)
+read_scalesim_topology / write_scalesim_topology   SCALE-Sim topology CSVs (GEMM or conv)
+simulate_layer(work, cfg, engine="fast"|"reference") -> record dict
+simulate_network(workloads, cfg) -> (DataFrame one row per layer, totals dict)
+simulate_dense_layer / simulate_dense_network / systolic_cycles   WS/OS/IS arrays, SCALE-Sim 3.0.0 cycles
+simulate_layer_functional(exported_layer, x, cfg)   bit-exact CCM -> FIFO -> IMM output
+loop_order_traffic, table_swap_timeline, draw_block_diagram   analyses and figures for notebook 04
+
+LUT-DLA record fields (one per layer)
+-------------------------------------
+layer, M, K, N, S, m_tiles, n_tiles
+total_cycles = imm_cycles + stall_bank_conflict + table_load_cycles + stall_offchip_bw + fill_cycles
+               + stall_fifo_empty                  (the IMM's timeline, every cycle counted once)
+ccm_cycles (CCM issue cycles), imm_cycles (IMM issue cycles), table_load_cycles (exposed table loads),
+fill_cycles (waiting for the CCM's first results), stall_fifo_full (CCM blocked by a full FIFO),
+stall_fifo_empty, stall_offchip_bw, stall_bank_conflict; stall_cycles = sum of the four stall_* causes
+table_loads, lookups, lookup_adds, distance_ops, utilization (IMM lanes), ccm_utilization, latency_us
+per operand op in (indices, tables, activations, outputs, codebooks): {op}_bits (its width),
+sram_{op}_words, sram_{op}_bytes, dram_{op}_words, dram_{op}_bytes; sram_bytes, dram_bytes.
+Dense records use operands activations, weights, outputs with the same field pattern.
+"""
+from .analysis import loop_order_traffic, table_swap_timeline
+from .config import DATAFLOWS, METRICS, LUTDLAConfig, SystolicConfig
+from .dense import simulate_dense_layer, simulate_dense_network, systolic_cycles, systolic_sram_accesses
+from .diagram import draw_block_diagram
+from .functional import simulate_layer_functional
+from .lut_sim import ENGINES, OPERANDS, STALL_CAUSES, TIMING_FIELDS, simulate_layer, simulate_network
+from .workloads import (
+    GemmWorkload,
+    extract_workloads,
+    read_scalesim_topology,
+    workloads_frame,
+    write_scalesim_topology,
+)
+
+__all__ = [
+    "DATAFLOWS", "ENGINES", "METRICS", "OPERANDS", "STALL_CAUSES", "TIMING_FIELDS",
+    "GemmWorkload", "LUTDLAConfig", "SystolicConfig", "draw_block_diagram", "extract_workloads",
+    "loop_order_traffic", "read_scalesim_topology", "simulate_dense_layer", "simulate_dense_network",
+    "simulate_layer", "simulate_layer_functional", "simulate_network", "systolic_cycles",
+    "systolic_sram_accesses", "table_swap_timeline", "workloads_frame", "write_scalesim_topology",
+]

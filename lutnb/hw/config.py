@@ -36,7 +36,7 @@ class LUTDLAConfig:
     c: int = 16
     v: int = 4
     metric: str = "l2"
-    fifo_depth: int = 64
+    fifo_depth: int = 512
     lanes: int = 16
     table_tile: int = 64
     table_buffer_bytes: int = 4096
@@ -53,13 +53,14 @@ class LUTDLAConfig:
         n = type(self).__name__
         for f in ("ccus", "c", "v", "fifo_depth", "lanes", "table_tile", "table_buffer_bytes", "sram_banks"):
             _positive_int(n, f, getattr(self, f))
-        _check(self.c >= 2, n, "c", self.c, "a codebook needs at least 2 centroids", "use c >= 2 (16 is usual)")
+        _check(self.c >= 2, n, "c", self.c, "a codebook needs at least 2 centroids",
+               "use c >= 2 (16 is usual)")
         _check(self.metric in METRICS, n, "metric", self.metric, "unknown distance metric",
                f"use one of {METRICS}")
         _check(isinstance(self.table_bits, int) and 4 <= self.table_bits <= 16, n, "table_bits",
                self.table_bits, "tables are 4..16-bit integers", "use 4 <= table_bits <= 16")
         _check(isinstance(self.acc_bits, int) and self.table_bits <= self.acc_bits <= 64, n, "acc_bits",
-               self.acc_bits, f"accumulators must be at least table_bits={self.table_bits} and at most 64 bits",
+               self.acc_bits, f"accumulators need table_bits={self.table_bits} to 64 bits",
                "use e.g. 32")
         _check(isinstance(self.activation_bits, int) and 1 <= self.activation_bits <= 32, n,
                "activation_bits", self.activation_bits, "out of range", "use 1..32 (8 or 16 are usual)")

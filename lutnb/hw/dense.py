@@ -26,11 +26,11 @@ def systolic_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str)
     """Stall-free cycles of one GEMM on a rows x cols array (SCALE-Sim 3.0.0 `Total Cycles`)."""
     R, C = rows, cols
     if dataflow == "ws":
-        folds_r, folds_c, T, per = math.ceil(K / R), math.ceil(N / C), M, 2 * R + C + M - 2
+        folds_r, folds_c, per = math.ceil(K / R), math.ceil(N / C), 2 * R + C + M - 2
     elif dataflow == "os":
-        folds_r, folds_c, T, per = math.ceil(M / R), math.ceil(N / C), K, R + C + K - 2
+        folds_r, folds_c, per = math.ceil(M / R), math.ceil(N / C), R + C + K - 2
     elif dataflow == "is":
-        folds_r, folds_c, T, per = math.ceil(K / R), math.ceil(M / C), N, 2 * R + C + N - 2
+        folds_r, folds_c, per = math.ceil(K / R), math.ceil(M / C), 2 * R + C + N - 2
     else:
         raise ValueError(f"dataflow={dataflow!r}: use 'ws', 'os' or 'is'")
     folds = folds_r * folds_c
@@ -42,18 +42,20 @@ def systolic_sram_accesses(M: int, K: int, N: int, rows: int, cols: int, dataflo
     """SRAM words read/written per operand, as SCALE-Sim counts them."""
     R, C = rows, cols
     if dataflow == "ws":
-        return {"activations": math.ceil(N / C) * M * K, "weights": K * N, "outputs": math.ceil(K / R) * M * N}
+        return {"activations": math.ceil(N / C) * M * K, "weights": K * N,
+                "outputs": math.ceil(K / R) * M * N}
     if dataflow == "os":
         folds = math.ceil(M / R) * math.ceil(N / C)
         return {"activations": math.ceil(N / C) * M * K, "weights": math.ceil(M / R) * K * N,
                 "outputs": M * N + folds * (R + C)}
     if dataflow == "is":
-        return {"activations": M * K, "weights": math.ceil(M / C) * K * N, "outputs": math.ceil(K / R) * M * N}
+        return {"activations": M * K, "weights": math.ceil(M / C) * K * N,
+                "outputs": math.ceil(K / R) * M * N}
     raise ValueError(f"dataflow={dataflow!r}: use 'ws', 'os' or 'is'")
 
 
 def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
-    """One layer on a systolic array: a record with cycles, traffic per operand (words and bytes), utilization."""
+    """One layer on a systolic array: cycles, traffic per operand (words and bytes), utilization."""
     cyc = systolic_cycles(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
     sram = systolic_sram_accesses(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
     out_dram = work.M * work.N if cfg.dataflow == "os" else sram["outputs"]

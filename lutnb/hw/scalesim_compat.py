@@ -79,15 +79,17 @@ def _read_report(path: Path) -> list[dict]:
 
 
 def run_scalesim(workloads: list[GemmWorkload], rows: int = 32, cols: int = 32, dataflow: str = "ws",
-                 python: str | None = None, sram_kb: tuple = (6144, 6144, 2048), timeout: int = 600) -> list[dict]:
+                 python: str | None = None, sram_kb: tuple = (6144, 6144, 2048),
+                 timeout: int = 600) -> list[dict]:
     """Run SCALE-Sim (GEMM mode, CALC bandwidth) on `workloads`; one dict per layer from its reports."""
     py = python or scalesim_python()
     if py is None:
         raise RuntimeError("SCALE-Sim venv not found: run tools/scalesim_env.sh")
     with tempfile.TemporaryDirectory(prefix="lutnb-scalesim-") as tmp:
         tmp = Path(tmp)
-        (tmp / "scale.cfg").write_text(_CFG.format(rows=rows, cols=cols, dataflow=dataflow, ifmap_kb=sram_kb[0],
-                                                   filter_kb=sram_kb[1], ofmap_kb=sram_kb[2]))
+        ifmap_kb, filter_kb, ofmap_kb = sram_kb
+        (tmp / "scale.cfg").write_text(_CFG.format(rows=rows, cols=cols, dataflow=dataflow, ifmap_kb=ifmap_kb,
+                                                   filter_kb=filter_kb, ofmap_kb=ofmap_kb))
         write_scalesim_topology(workloads, tmp / "topo.csv", mode="gemm")
         (tmp / "layout.csv").write_text("Layer,\n")
         (tmp / "run.py").write_text(_RUNNER)

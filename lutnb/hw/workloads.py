@@ -39,7 +39,7 @@ class GemmWorkload:
         for f in ("M", "K", "N"):
             val = getattr(self, f)
             if not isinstance(val, int) or val < 1:
-                raise ValueError(f"GemmWorkload.{f}={val!r} (layer {self.name!r}): must be a positive integer")
+                raise ValueError(f"GemmWorkload.{f}={val!r} (layer {self.name!r}): must be an integer >= 1")
 
     @property
     def macs(self) -> int:
@@ -62,13 +62,15 @@ def _conv_workload(name: str, m: nn.Conv2d, x: torch.Tensor, y: torch.Tensor) ->
         sh, sw = _pair(m.stride)
         pad = (max(0, ((ho - 1) * sh + dh * (kh - 1) + 1 - x.shape[2]) // 2),
                max(0, ((wo - 1) * sw + dw * (kw - 1) + 1 - x.shape[3]) // 2))
-    return GemmWorkload(name=name, kind="conv2d", M=int(b * ho * wo), K=int(m.in_channels // m.groups * kh * kw),
-                        N=int(m.out_channels), in_h=int(x.shape[2]), in_w=int(x.shape[3]),
+    return GemmWorkload(name=name, kind="conv2d", M=int(b * ho * wo),
+                        K=int(m.in_channels // m.groups * kh * kw), N=int(m.out_channels),
+                        in_h=int(x.shape[2]), in_w=int(x.shape[3]),
                         in_channels=int(m.in_channels), kernel=(kh, kw), stride=_pair(m.stride),
                         padding=_pair(pad), dilation=_pair(m.dilation), groups=int(m.groups), batch=int(b))
 
 
-def extract_workloads(model: nn.Module, example_input, types: tuple = (nn.Linear, nn.Conv2d)) -> list[GemmWorkload]:
+def extract_workloads(model: nn.Module, example_input,
+                      types: tuple = (nn.Linear, nn.Conv2d)) -> list[GemmWorkload]:
     """Run `model(example_input)` once with forward hooks; every Linear/Conv2d call becomes a GemmWorkload.
 
     `example_input` is a tensor (or a shape tuple, filled with zeros). Layers that export as LUT layers
@@ -124,7 +126,10 @@ def write_scalesim_topology(workloads: list[GemmWorkload], path: str | Path, mod
             raise ValueError(f"layer {w.name}: SCALE-Sim's conv format needs batch 1, square stride, no "
                              "dilation or groups; write mode='gemm' instead")
         kh, kw = w.kernel
-        lines.append(f"{name}, {w.in_h + 2 * w.padding[0]}, {w.in_w + 2 * w.padding[1]}, {kh}, {kw}, "
+        # the padded extent the output actually uses, so SCALE-Sim's ceil formula gives PyTorch's Ho, Wo
+        ho = (w.in_h + 2 * w.padding[0] - kh) // w.stride[0] + 1
+        wo = (w.in_w + 2 * w.padding[1] - kw) // w.stride[1] + 1
+        lines.append(f"{name}, {(ho - 1) * w.stride[0] + kh}, {(wo - 1) * w.stride[1] + kw}, {kh}, {kw}, "
                      f"{w.in_channels}, {w.N}, {w.stride[0]},")
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,0 +1,98 @@
+"""Functional simulation: an exported layer's output computed the way LUT-DLA computes it.
+
+CCM: nearest-centroid encode (the distance maths of `lutnb.engine.encode_rows`). Index FIFO: indices
+move in the CCM's order (per row tile, per sub-space, `ccus` rows per push) through a bounded queue of
+`fifo_depth` entries, popped `lanes` at a time. IMM: integer look-ups and accumulation in the
+LUT-Stationary order (row tile, column tile, sub-space), two's-complement wrap at `acc_bits`.
+The result is bit-identical to `lutnb.engine.run_layer` (tested).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from .config import LUTDLAConfig
+
+
+def _wrap(acc: np.ndarray, bits: int | None) -> np.ndarray:
+    if bits is None or bits >= 64:
+        return acc
+    half = 1 << (bits - 1)
+    return ((acc + half) & ((1 << bits) - 1)) - half
+
+
+def fifo_transfer(idx: np.ndarray, cfg: LUTDLAConfig, m_tile: int) -> tuple[np.ndarray, int]:
+    """Push idx (M, S) through the modelled FIFO in CCM order.
+
+    Returns (indices as the IMM receives them, max FIFO occupancy)."""
+    M, S = idx.shape
+    fifo: deque = deque()
+    out = np.empty_like(idx)
+    stream = []  # (row, s) in FIFO order
+    for m0 in range(0, M, m_tile):
+        rows = range(m0, min(M, m0 + m_tile))
+        stream.extend((r, s) for s in range(S) for r in rows)
+    push = pop = occupancy = 0
+    total = len(stream)
+    while pop < total:
+        while push < total and len(fifo) + min(cfg.ccus, total - push) <= cfg.fifo_depth:
+            for r, s in stream[push: push + cfg.ccus]:
+                fifo.append(int(idx[r, s]))
+            push = min(total, push + cfg.ccus)
+        occupancy = max(occupancy, len(fifo))
+        for _ in range(min(cfg.lanes, len(fifo))):
+            r, s = stream[pop]
+            out[r, s] = fifo.popleft()
+            pop += 1
+    return out, occupancy
+
+
+def imm_accumulate(idx: np.ndarray, table_q: np.ndarray, cfg: LUTDLAConfig, m_tile: int,
+                   acc_bits: int | None) -> np.ndarray:
+    """LS-order look-up-accumulate: for row tile, for column tile, for sub-space: acc += T_s[idx, cols]."""
+    M, S = idx.shape
+    N = table_q.shape[2]
+    tq = table_q.astype(np.int64)
+    acc = np.zeros((M, N), dtype=np.int64)
+    for m0 in range(0, M, m_tile):
+        rows = slice(m0, min(M, m0 + m_tile))
+        for n0 in range(0, N, cfg.table_tile):
+            cols = slice(n0, min(N, n0 + cfg.table_tile))
+            a = np.zeros((rows.stop - rows.start, cols.stop - cols.start), dtype=np.int64)
+            for s in range(S):
+                tile = tq[s, :, cols]                     # the table tile in the ping-pong buffer
+                a = _wrap(a + tile[idx[rows, s]], acc_bits)
+            acc[rows, cols] = a
+    return acc
+
+
+def simulate_layer_functional(layer, x: torch.Tensor, cfg: LUTDLAConfig | None = None,
+                              acc_bits: int | None = 32) -> dict:
+    """Run an `ExportedLayer` on input x through CCM -> FIFO -> IMM; returns indices, accumulators, output."""
+    from lutnb import engine
+
+    cfg = cfg or LUTDLAConfig(c=layer.c, v=layer.v, metric=layer.metric, table_bits=layer.table_bits)
+    if (cfg.c, cfg.v) != (layer.c, layer.v):
+        raise ValueError(f"config c={cfg.c}, v={cfg.v} but layer {layer.name} has c={layer.c}, v={layer.v}")
+    rows = engine.im2col(x, layer).float()
+    idx = engine.encode_rows(rows, layer).cpu().numpy()            # CCM: nearest centroid per sub-vector
+    M = idx.shape[0]
+    m_tile = M if cfg.m_tile is None else max(1, min(cfg.m_tile, M))
+    received, occupancy = fifo_transfer(idx, cfg, m_tile)
+    acc = imm_accumulate(received, layer.table_q, cfg, m_tile, acc_bits)
+    y = engine.dequantize(torch.from_numpy(acc), layer)
+    if layer.kind == "conv2d":
+        from lutnb.layers import conv_output_size
+
+        cv = layer.conv
+        ho, wo = conv_output_size(x.shape[2], x.shape[3], tuple(cv["kernel_size"]), tuple(cv["stride"]),
+                                  tuple(cv["padding"]), tuple(cv["dilation"]))
+        N = layer.out_features
+        y = y.reshape(x.shape[0], ho * wo, N).transpose(1, 2).reshape(x.shape[0], N, ho, wo)
+    else:
+        y = y.reshape(*x.shape[:-1], layer.out_features)
+    return {"indices": received, "acc": acc, "output": y, "fifo_max_occupancy": occupancy,
+            "row_tiles": math.ceil(M / m_tile)}

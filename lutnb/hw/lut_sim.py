@@ -1,0 +1,311 @@
+"""Cycle-level LUT-DLA simulator: a per-cycle reference and a fast event-level engine, one record type.
+
+The model ([ours], see shared/PAPER.md and notebook 04): a layer is a GEMM M x K x N, S = ceil(K / v)
+sub-spaces. LUT-Stationary order: for each row tile (m_tile rows, None = all M), for each column tile of
+`table_tile` (Tn) outputs, for each sub-space s: the DMA loads the c x Tn table tile (ceil(bytes /
+bandwidth) cycles, into one of two ping-pong buffers when double buffering is on), then the IMM streams
+the tile's rows through it, `lanes` (P) look-ups per cycle. Indices come from the CCM through the index
+FIFO for the first column tile (the CCM's `ccus` (L) units encode L rows of one sub-space per cycle,
+results visible `c` cycles later, credit-based flow control against the FIFO depth) and from the index
+buffer for the others (index reuse). A look-up group whose indices hit one table-buffer bank at
+different rows serialises: max_bank(distinct rows) - 1 extra cycles (same-row reads broadcast).
+
+Every IMM cycle is exactly one of: busy (issuing a group), bank conflict, exposed table load (no double
+buffering, or the layer's first tile), off-chip bandwidth (double buffered but the next tile is not in
+yet), pipeline fill (waiting for the CCM's first results), FIFO empty. So
+    total = imm_cycles + bank_conflict + table_load + offchip_bw + fill + fifo_empty.
+FIFO full is the CCM's stall (cycles it had a group ready but no FIFO credit); it overlaps IMM time.
+stall_cycles = fifo_full + fifo_empty + offchip_bw + bank_conflict.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import LUTDLAConfig
+from .workloads import GemmWorkload
+
+OPERANDS = ("indices", "tables", "activations", "outputs", "codebooks")
+STALL_CAUSES = ("fifo_full", "fifo_empty", "offchip_bw", "bank_conflict")
+TIMING_FIELDS = ("total_cycles", "ccm_cycles", "imm_cycles", "table_load_cycles", "fill_cycles",
+                 "stall_fifo_full", "stall_fifo_empty", "stall_offchip_bw", "stall_bank_conflict")
+ENGINES = ("fast", "reference")
+
+
+@dataclass
+class _Phase:
+    mt: int
+    nt: int
+    s: int
+    rows: int
+    load: int
+
+
+@dataclass
+class _Plan:
+    """What both engines need: the LS phase sequence, group sizes and bank-conflict extras."""
+
+    phases: list
+    m_tiles: int
+    n_tiles: int
+    S: int
+    prod_sizes: list          # CCM groups in FIFO order
+    extras: dict              # (mt, s) -> np.ndarray of extra cycles per IMM group (or None: all zero)
+    group_sizes: dict         # rows -> list of IMM group sizes
+
+
+def _group_sizes(rows: int, width: int) -> list:
+    full, rem = divmod(rows, width)
+    return [width] * full + ([rem] if rem else [])
+
+
+def _bank_extras(idx: np.ndarray, cfg: LUTDLAConfig) -> np.ndarray:
+    """Extra cycles per IMM group of P consecutive indices (one sub-space): max_bank(distinct rows) - 1."""
+    P, c, B = cfg.lanes, cfg.c, cfg.sram_banks
+    ng = math.ceil(len(idx) / P)
+    present = np.zeros((ng, c), dtype=bool)
+    present[np.arange(len(idx)) // P, idx] = True
+    bank_of = np.zeros((c, B), dtype=np.int64)
+    bank_of[np.arange(c), np.arange(c) % B] = 1
+    return (present.astype(np.int64) @ bank_of).max(axis=1) - 1
+
+
+def layer_indices(work: GemmWorkload, cfg: LUTDLAConfig, seed: int = 0) -> np.ndarray:
+    """Synthetic indices (M, S), uniform over the c centroids, for timing without data."""
+    S = math.ceil(work.K / cfg.v)
+    return np.random.default_rng(seed).integers(0, cfg.c, size=(work.M, S))
+
+
+def _plan(work: GemmWorkload, cfg: LUTDLAConfig, indices: np.ndarray | None, seed: int) -> _Plan:
+    M, N = work.M, work.N
+    S = math.ceil(work.K / cfg.v)
+    Tm = M if cfg.m_tile is None else min(cfg.m_tile, M)
+    m_tiles, n_tiles = math.ceil(M / Tm), math.ceil(N / cfg.table_tile)
+    phases, prod_sizes, extras, group_sizes = [], [], {}, {}
+    need_idx = cfg.sram_banks < cfg.c
+    if need_idx and indices is None:
+        indices = layer_indices(work, cfg, seed)
+    if indices is not None and indices.shape != (M, S):
+        raise ValueError(f"indices shape {indices.shape}: expected (M, S) = ({M}, {S})")
+    for mt in range(m_tiles):
+        rows = min(Tm, M - mt * Tm)
+        group_sizes.setdefault(rows, _group_sizes(rows, cfg.lanes))
+        ccm = _group_sizes(rows, cfg.ccus)
+        for s in range(S):
+            prod_sizes.extend(ccm)
+            extras[(mt, s)] = _bank_extras(indices[mt * Tm: mt * Tm + rows, s], cfg) if need_idx else None
+        for nt in range(n_tiles):
+            width = min(cfg.table_tile, N - nt * cfg.table_tile)
+            tile_bytes = math.ceil(cfg.c * width * cfg.table_bits / 8)
+            load = max(1, math.ceil(tile_bytes / cfg.offchip_bytes_per_cycle))
+            phases.extend(_Phase(mt, nt, s, rows, load) for s in range(S))
+    return _Plan(phases, m_tiles, n_tiles, S, prod_sizes, extras, group_sizes)
+
+
+def _simulate_reference(plan: _Plan, cfg: LUTDLAConfig) -> dict:
+    """Step the DMA, CCM and IMM one cycle at a time (slow; small layers only)."""
+    ph, K, nb = plan.phases, len(plan.phases), 2 if cfg.double_buffer else 1
+    D, c, G = cfg.fifo_depth, cfg.c, len(plan.prod_sizes)
+    ready, release = [None] * K, [None] * K
+    cnt = dict.fromkeys(TIMING_FIELDS, 0)
+    dma_next, dma_tile, dma_done = 0, None, 0
+    g = issued = popped = visible = 0
+    inflight: deque = deque()
+    seen_first = False
+    k = h = busy_until = t = 0
+    while k < K or t < busy_until:
+        if dma_tile is not None and dma_done == t:                       # DMA: finish, then start next
+            ready[dma_tile], dma_tile = t, None
+        if dma_tile is None and dma_next < K and (dma_next < nb or (release[dma_next - nb] is not None
+                                                                   and release[dma_next - nb] <= t)):
+            dma_tile, dma_done, dma_next = dma_next, t + ph[dma_next].load, dma_next + 1
+        while inflight and inflight[0][0] == t:                           # CCM results reach the FIFO
+            visible += inflight.popleft()[1]
+            seen_first = True
+        if g < G:                                                         # CCM issues one group
+            if issued - popped + plan.prod_sizes[g] <= D:
+                inflight.append((t + c, plan.prod_sizes[g]))
+                issued += plan.prod_sizes[g]
+                g += 1
+                cnt["ccm_cycles"] += 1
+            else:
+                cnt["stall_fifo_full"] += 1
+        if busy_until > t:                                                # IMM
+            cnt["stall_bank_conflict"] += 1
+        elif k < K:
+            p = ph[k]
+            sizes = plan.group_sizes[p.rows]
+            size = sizes[h]
+            table_ok = ready[k] is not None and ready[k] <= t
+            if table_ok and (p.nt > 0 or visible >= size):
+                if p.nt == 0:
+                    visible -= size
+                    popped += size
+                ex = plan.extras[(p.mt, p.s)]
+                extra = 0 if ex is None else int(ex[h])
+                cnt["imm_cycles"] += 1
+                busy_until = t + 1 + extra
+                h += 1
+                if h == len(sizes):
+                    release[k], k, h = busy_until, k + 1, 0
+            elif not table_ok:
+                cnt["table_load_cycles" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"] += 1
+            elif not seen_first:
+                cnt["fill_cycles"] += 1
+            else:
+                cnt["stall_fifo_empty"] += 1
+        t += 1
+    cnt["total_cycles"] = t
+    return cnt
+
+
+class _Producer:
+    """The CCM's issue times, computed lazily in FIFO order from the IMM's pop times (credit flow)."""
+
+    def __init__(self, sizes: list, depth: int, latency: int):
+        self.sizes, self.D, self.c = sizes, depth, latency
+        self.g, self.end, self.I = 0, 0, -1
+        self.V = self.V0 = None
+        self.fifo_full = 0
+        self.pop_end: list = []   # item end (exclusive) of each popped IMM group
+        self.pop_t: list = []     # its pop cycle
+        self.ptr = 0
+
+    def advance_past(self, item: int) -> int:
+        """Issue CCM groups until `item` is produced; return the cycle it becomes visible."""
+        while self.end <= item:
+            e = self.end + self.sizes[self.g]
+            lb = self.I + 1
+            x = e - self.D - 1
+            if x >= 0:
+                while self.pop_end[self.ptr] <= x:
+                    self.ptr += 1
+                lb = max(lb, self.pop_t[self.ptr] + 1)
+            self.fifo_full += lb - (self.I + 1)
+            self.I, self.end, self.g = lb, e, self.g + 1
+            self.V = lb + self.c
+            if self.V0 is None:
+                self.V0 = self.V
+        return self.V
+
+
+def _simulate_fast(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> dict:
+    """Event-level engine: group-level max-plus recursion for the CCM-fed tiles, closed form for the rest.
+
+    `trace`, if a list, receives one dict per table tile: DMA start/ready and IMM start/end cycles.
+    """
+    ph, K, nb = plan.phases, len(plan.phases), 2 if cfg.double_buffer else 1
+    cnt = dict.fromkeys(TIMING_FIELDS, 0)
+    prod = _Producer(plan.prod_sizes, cfg.fifo_depth, cfg.c)
+    ready, release = [0] * K, [0] * K
+    free_at = consumed = 0
+    table_key = "table_load_cycles"
+    ex_sums = {key: (0 if ex is None else int(ex.sum())) for key, ex in plan.extras.items()}
+    for k, p in enumerate(ph):
+        start = max(ready[k - 1] if k else 0, release[k - nb] if k >= nb else 0)
+        ready[k] = rk = start + p.load
+        table_key = "table_load_cycles" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"
+        sizes = plan.group_sizes[p.rows]
+        ex = plan.extras[(p.mt, p.s)]
+        if p.nt > 0:                                     # indices from the index buffer: closed form
+            c0 = max(free_at, rk)
+            cnt[table_key] += c0 - free_at
+            cnt["imm_cycles"] += len(sizes)
+            cnt["stall_bank_conflict"] += ex_sums[(p.mt, p.s)]
+            free_at = c0 + len(sizes) + ex_sums[(p.mt, p.s)]
+            release[k] = free_at
+            if trace is not None:
+                trace.append({"tile": k, "mt": p.mt, "nt": p.nt, "s": p.s, "dma_start": start, "dma_end": rk,
+                              "imm_start": c0, "imm_end": free_at})
+            continue
+        for h, size in enumerate(sizes):                 # indices through the FIFO: group by group
+            consumed += size
+            v_need = prod.advance_past(consumed - 1)
+            a = free_at
+            s0 = max(a, rk) if h == 0 else a
+            T = max(s0, v_need)
+            if h == 0:
+                cnt[table_key] += s0 - a
+                imm_start = T
+            fill = max(0, min(prod.V0, T) - s0)
+            cnt["fill_cycles"] += fill
+            cnt["stall_fifo_empty"] += T - s0 - fill
+            prod.pop_end.append(consumed)
+            prod.pop_t.append(T)
+            extra = 0 if ex is None else int(ex[h])
+            cnt["imm_cycles"] += 1
+            cnt["stall_bank_conflict"] += extra
+            free_at = T + 1 + extra
+        release[k] = free_at
+        if trace is not None:
+            trace.append({"tile": k, "mt": p.mt, "nt": p.nt, "s": p.s, "dma_start": start, "dma_end": rk,
+                          "imm_start": imm_start, "imm_end": free_at})
+    cnt["ccm_cycles"] = len(plan.prod_sizes)
+    cnt["stall_fifo_full"] = prod.fifo_full
+    cnt["total_cycles"] = free_at
+    return cnt
+
+
+def _accesses(work: GemmWorkload, cfg: LUTDLAConfig, plan: _Plan) -> dict:
+    """Words moved per operand (SRAM: on-chip buffers and FIFO; DRAM: off-chip) and each operand's width."""
+    M, K, N, S, c = work.M, work.K, work.N, plan.S, cfg.c
+    idx_reuse = M * S * (plan.n_tiles - 1)
+    return {
+        "indices": (cfg.index_bits, M * S + (M * S if plan.n_tiles > 1 else 0) + idx_reuse, 0),
+        "tables": (cfg.table_bits, plan.m_tiles * S * c * N + M * S * N, plan.m_tiles * S * c * N),
+        "activations": (cfg.activation_bits, M * K, M * K),
+        "outputs": (cfg.acc_bits, 2 * M * S * N, M * N),
+        "codebooks": (cfg.activation_bits, plan.m_tiles * S * c * cfg.v, plan.m_tiles * S * c * cfg.v),
+    }
+
+
+def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: str = "fast",
+                   indices: np.ndarray | None = None, seed: int = 0) -> dict:
+    """Simulate one layer on LUT-DLA; return its record (a flat dict, see `lutnb.hw` for the fields).
+
+    `indices` (M, S) are only needed when `cfg.sram_banks < cfg.c` (bank conflicts depend on the data);
+    without them uniform random indices drawn from `seed` are used.
+    """
+    cfg = cfg or LUTDLAConfig()
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: use one of {ENGINES}")
+    plan = _plan(work, cfg, indices, seed)
+    timing = (_simulate_fast if engine == "fast" else _simulate_reference)(plan, cfg)
+    total = timing["total_cycles"]
+    rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "S": plan.S,
+           "m_tiles": plan.m_tiles, "n_tiles": plan.n_tiles, **timing}
+    rec["stall_cycles"] = sum(timing[f"stall_{c}"] for c in STALL_CAUSES)
+    rec["table_loads"] = len(plan.phases)
+    rec["lookups"] = work.M * plan.S * plan.n_tiles
+    rec["lookup_adds"] = work.M * plan.S * work.N
+    rec["distance_ops"] = work.M * plan.S * cfg.c * cfg.v
+    rec["utilization"] = rec["lookups"] / (cfg.lanes * total)
+    rec["ccm_utilization"] = work.M * plan.S / (cfg.ccus * total)
+    rec["latency_us"] = total / cfg.clock_mhz
+    for op, (bits, sram, dram) in _accesses(work, cfg, plan).items():
+        rec[f"{op}_bits"] = bits
+        rec[f"sram_{op}_words"] = sram
+        rec[f"sram_{op}_bytes"] = math.ceil(sram * bits / 8)
+        rec[f"dram_{op}_words"] = dram
+        rec[f"dram_{op}_bytes"] = math.ceil(dram * bits / 8)
+    rec["sram_bytes"] = sum(rec[f"sram_{op}_bytes"] for op in OPERANDS)
+    rec["dram_bytes"] = sum(rec[f"dram_{op}_bytes"] for op in OPERANDS)
+    return rec
+
+
+def simulate_network(workloads: list[GemmWorkload], cfg: LUTDLAConfig | None = None, engine: str = "fast",
+                     seed: int = 0):
+    """Every layer: (pandas DataFrame, one row per layer; totals dict summed over layers)."""
+    import pandas as pd
+
+    cfg = cfg or LUTDLAConfig()
+    df = pd.DataFrame([simulate_layer(w, cfg, engine=engine, seed=seed) for w in workloads])
+    summed = [k for k in df.columns if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith("stall_")
+              or k in ("table_loads", "lookups", "lookup_adds", "distance_ops")]
+    totals = {k: int(df[k].sum()) for k in summed}
+    totals["utilization"] = totals["lookups"] / (cfg.lanes * totals["total_cycles"])
+    totals["latency_ms"] = totals["total_cycles"] / cfg.clock_mhz / 1e3
+    return df, totals

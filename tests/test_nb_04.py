@@ -1,0 +1,20 @@
+"""Notebook 04 runs in SMOKE mode and its numbers hold."""
+import pytest
+
+
+@pytest.mark.notebook
+def test_nb_04_simulate_accelerator(run_notebook):
+    res = run_notebook("04_simulate_accelerator")
+    assert res["engines_agree"] is True and res["functional_exact"] is True
+    assert res["golden_ws_cycles"] == 11199
+    assert res["stall_causes_sum_ok"] is True
+    assert res["digits_layers"] >= 3 and res["resnet18_layers"] == 21
+    assert 1_000 < res["digits_cycles"] < 1_000_000
+    assert 10_000 < res["resnet18_cycles"] < 50_000_000
+    assert 0.01 < res["resnet18_utilization"] <= 1.0
+    assert 0.0 <= res["resnet18_imm_idle_share"] < 1.0 and res["resnet18_stall_cycles"] > 0
+    assert res["double_buffer_speedup"] > 1.5
+    assert res["ls_table_reloads"] == 0 and res["os_table_reloads"] > 0
+    for stem in ("fig04_block_diagram", "fig06_dataflow_loop_orders", "fig07_table_swap_timeline",
+                 "fig14_layer_latency_breakdown"):
+        assert f"{stem}.png" in res["_figures"] and f"{stem}.pdf" in res["_figures"]

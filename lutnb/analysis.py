@@ -43,7 +43,7 @@ def collect_rows(model: nn.Module, name: str, inputs, max_rows: int | None = Non
         layer = model.get_submodule(name)
     except AttributeError:
         raise ValueError(f"layer {name!r} not found; layers: "
-                         f"{[n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]}")
+                         f"{[n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]}") from None
     if isinstance(layer, LUTLayer):
         view = layer
     elif isinstance(layer, nn.Conv2d):

@@ -44,13 +44,13 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
     dmin = _batched_distance(x, cent[:, :1], metric)[..., 0]
     for j in range(1, k):
         w = dmin.clamp_min(0)
-        if metric == "l2":
-            pass  # already squared
-        else:
+        if metric != "l2":  # D^2 weighting (l2 distances are already squared)
             w = w * w
-        tot = w.sum(1, keepdim=True)
-        probs = torch.where(tot > 0, w / tot.clamp_min(1e-30), torch.full_like(w, 1.0 / n))
-        pick = torch.multinomial(probs.cpu().double(), 1, generator=g)[:, 0].to(x.device)
+        cdf = w.cumsum(1)  # inverse-CDF sampling (cheaper than multinomial on S rows at once)
+        tot = cdf[:, -1:]
+        u = torch.rand(S, 1, generator=g, dtype=torch.float64).to(x.device, cdf.dtype) * tot
+        pick = torch.searchsorted(cdf, u).clamp_max(n - 1)[:, 0]
+        pick = torch.where(tot[:, 0] > 0, pick, torch.randint(n, (S,), generator=g).to(x.device))
         cent[:, j] = x[ar, pick]
         dmin = torch.minimum(dmin, _batched_distance(x, cent[:, j:j + 1], metric)[..., 0])
     x = full

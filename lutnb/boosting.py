@@ -18,6 +18,7 @@ per-stage table, ``report.to_dict()`` the JSON. A checkpoint is written atomical
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import math
 import os
@@ -38,7 +39,7 @@ from .layers import BACKWARDS, lut_layers, reconstruction_loss, set_mode
 
 __all__ = ["CalibrateStage", "TrainStage", "LUTBoostConfig", "StageResult", "LUTBoostReport", "lutboost",
            "single_stage", "layer_stats", "reestimate_batchnorm", "restart_dead_centroids", "accuracy",
-           "STAGE_NAMES", "ResumeMismatchError"]
+           "STAGE_NAMES", "ResumeMismatchError", "compare", "summarize"]
 
 STAGE_NAMES = ("calibrate", "centroids", "joint", "lut_qat")
 TRAIN_MODES = ("lut", "quant")
@@ -60,8 +61,8 @@ class CalibrateStage:
 
     batches: int = 8
     batch_size: int = 256
-    max_rows: int = 8192
-    iters: int = 25
+    max_rows: int = 2048
+    iters: int = 10
     sequential: bool = True  # layer by layer: each layer sees the outputs of the quantized layers before it
     bn_reestimate: bool = True  # re-estimate BatchNorm running statistics with the LUT layers active
     skip: bool = False
@@ -134,8 +135,6 @@ class TrainStage:
         object.__setattr__(self, "temperature", (float(t[0]), float(t[1])))
         if self.task_weight + self.recon_weight + self.distill_weight <= 0:
             raise ValueError(f"TrainStage({self.name}): all loss weights are 0, nothing would be learned")
-        if self.distill_weight > 0 and self.task_weight == 0 and self.name == "centroids":
-            pass
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"TrainStage({self.name}).batch_size={self.batch_size!r} must be an integer >= 1")
         from .quant import check_table_bits
@@ -146,10 +145,10 @@ class TrainStage:
 def _default_stages() -> tuple:
     return (
         CalibrateStage(),
-        TrainStage("centroids", epochs=3, lr=1e-2, train_weights=False, recon_weight=1.0),
-        TrainStage("joint", epochs=6, lr=5e-4, codebook_lr_scale=4.0, recon_weight=1.0, distill_weight=1.0,
+        TrainStage("centroids", epochs=2, lr=1e-2, train_weights=False, recon_weight=1.0),
+        TrainStage("joint", epochs=5, lr=5e-4, codebook_lr_scale=4.0, recon_weight=1.0, distill_weight=1.0,
                    dead_restart=True),
-        TrainStage("lut_qat", epochs=2, lr=1e-4, mode="quant", codebook_lr_scale=4.0, recon_weight=1.0,
+        TrainStage("lut_qat", epochs=1, lr=1e-4, mode="quant", codebook_lr_scale=4.0, recon_weight=1.0,
                    distill_weight=1.0),
     )
 
@@ -639,7 +638,7 @@ def _fingerprint(**kw) -> str:
 def _prepare(model, v, c, metric, skip, overrides, table_bits, layout):
     skip = tuple([skip] if isinstance(skip, str) else skip or ())
     names = {n for n, _ in model.named_modules()}
-    skip = tuple(s for s in skip if any(n == s or __import__("fnmatch").fnmatchcase(n, s) for n in names))
+    skip = tuple(s for s in skip if any(n == s or fnmatch.fnmatchcase(n, s) for n in names))
     return convert(model, v, c, metric, skip=skip, overrides=overrides, table_bits=table_bits, layout=layout)
 
 
@@ -657,7 +656,7 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
              teacher: nn.Module | None = None, progress: bool = True, test=None, overrides=None,
              layout: str = "channel", track_test: bool = False,
              callback: Callable[[str, nn.Module, "LUTBoostReport"], Any] | None = None,
-             method: str = "lutboost") -> tuple[nn.Module, LUTBoostReport]:
+             method: str = "lutboost", deterministic: bool = True) -> tuple[nn.Module, LUTBoostReport]:
     """Convert a trained fp32 ``model`` into a LUT model with LUTBoost; return ``(lut_model, report)``.
 
     train / val / test: datasets of (x, y); test (optional) is only evaluated, after every stage (and after
@@ -666,8 +665,22 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
     the fp32 model for distillation (default: a copy of ``model``). ``checkpoint_dir``: a checkpoint is
     written atomically after every stage; ``resume=True`` continues after the last one found there.
     ``callback(stage_name, lut_model, report)`` runs after every stage (raise from it to abort). The input
-    model is not modified. The returned model is in "quant" mode (INT-b tables).
+    model is not modified. The returned model is in "quant" mode (INT-b tables). ``deterministic``: run
+    with ``torch.use_deterministic_algorithms`` (the CPU scatter-add in the codebook gradient is otherwise
+    order-dependent at the last bit, and a resumed run would drift from an uninterrupted one).
     """
+    prev = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher,
+                         progress, test, overrides, layout, track_test, callback, method)
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+
+
+def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
+              test, overrides, layout, track_test, callback, method):
     from tqdm.auto import tqdm
 
     from .train import load_checkpoint, save_checkpoint
@@ -715,7 +728,10 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
             report.stages.append(StageResult(st.name, 0, 0.0, None, None, None, {}, [], skipped=True))
         elif isinstance(st, CalibrateStage):
             _seed_all(seed + 1000 * i)
-            calibrate(lut, _batches(train, st.batch_size, True, seed), max_rows=st.max_rows, iters=st.iters,
+            dev = _device(lut)
+            cal_batches = [x.to(dev) for k, (x, _) in zip(range(st.batches), _batches(train, st.batch_size, True,
+                                                                                     seed))]
+            calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters,
                       seed=seed, max_batches=st.batches, sequential=st.sequential)
             if st.bn_reestimate:
                 reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
@@ -746,7 +762,7 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
 
 
 def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip=("conv1",),
-                 epochs: int = 11, lr: float = 5e-4, seed: int = 0, recon_weight: float = 0.0,
+                 epochs: int = 8, lr: float = 5e-4, seed: int = 0, recon_weight: float = 1.0,
                  backward: str = "exact", calibrate_stage: CalibrateStage | None = None, **kw):
     """LUT-NN style baseline in the same API: k-means init, then ONE end-to-end fine-tune of weights and
     centroids for ``epochs`` (task loss through the straight-through estimator, no distillation, no
@@ -758,3 +774,60 @@ def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: 
                           TrainStage("lut_qat", epochs=0, lr=1e-3, mode="quant", skip=True)))
     return lutboost(model, train, val, v=v, c=c, metric=metric, skip=skip, stages=cfg, seed=seed,
                     method="single_stage", **kw)
+
+
+def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2), v: int = 4, c: int = 16,
+            stages: LUTBoostConfig | None = None, methods=("lutboost", "single_stage"), skip=("conv1",),
+            progress: bool = False, track_test: bool = False, on_record: Callable | None = None) -> list[dict]:
+    """Run LUTBoost and/or the single-stage baseline (same total epochs) for every (metric, seed) on a
+    cached pretrained model (``lutnb.train.pretrained``); return one record per run:
+    {model, dataset, method, metric, v, c, bits, seed, fp32_acc, lut_acc (INT8 tables, test), seconds,
+    epochs, epoch_curve}. ``on_record(record)`` is called as each finishes (e.g. to save partial results)."""
+    from .data import get_dataset
+    from .layers import equivalent_bits
+    from .train import RECIPES, pretrained
+
+    cfg = stages if stages is not None else LUTBoostConfig()
+    dataset = RECIPES[model_name].dataset
+    out = []
+    for seed in seeds:
+        data = get_dataset(dataset, seed=seed)
+        model = pretrained(model_name, seed, progress=progress)
+        for metric in metrics:
+            for method in methods:
+                tic = time.perf_counter()
+                if method == "lutboost":
+                    _, rep = lutboost(model, data.train, data.val, v=v, c=c, metric=metric, skip=skip,
+                                      stages=cfg, seed=seed, test=data.test, progress=progress,
+                                      track_test=track_test)
+                elif method == "single_stage":
+                    j = cfg.stages[2]
+                    _, rep = single_stage(model, data.train, data.val, v=v, c=c, metric=metric, skip=skip,
+                                          epochs=cfg.total_epochs, lr=j.lr, seed=seed, test=data.test,
+                                          progress=progress, track_test=track_test,
+                                          calibrate_stage=replace(cfg.stages[0], sequential=False,
+                                                                  bn_reestimate=False))
+                else:
+                    raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
+                rec = {"model": model_name, "dataset": dataset, "method": method, "metric": metric, "v": v,
+                       "c": c, "bits": equivalent_bits(v, c), "seed": seed, "fp32_acc": rep.fp32_test_acc,
+                       "lut_acc": rep.final_acc, "drop": rep.fp32_test_acc - rep.final_acc,
+                       "seconds": time.perf_counter() - tic, "epochs": rep.total_epochs,
+                       "epoch_curve": rep.epoch_curve(), "stages": rep.to_frame().reset_index().to_dict("records")}
+                out.append(rec)
+                if on_record is not None:
+                    on_record(rec)
+    return out
+
+
+def summarize(records: list[dict]):
+    """Mean and std over seeds of fp32 and LUT accuracy per (model, method, metric, v, c): a DataFrame."""
+    import pandas as pd
+
+    df = pd.DataFrame([{k: r[k] for k in ("model", "method", "metric", "v", "c", "bits", "seed", "fp32_acc",
+                                          "lut_acc", "drop", "seconds")} for r in records])
+    g = df.groupby(["model", "method", "metric", "v", "c", "bits"], sort=False)
+    out = g.agg(fp32_mean=("fp32_acc", "mean"), fp32_std=("fp32_acc", "std"), lut_mean=("lut_acc", "mean"),
+                lut_std=("lut_acc", "std"), drop_mean=("drop", "mean"), seeds=("seed", "nunique"),
+                seconds=("seconds", "mean"))
+    return out.reset_index()

@@ -32,3 +32,15 @@ def run_notebook(tmp_path, monkeypatch):
         return out
 
     return _go
+
+
+def seed_proxy_results(directory) -> None:
+    """Write a small notebook-01-style results file so DSE/explorer tests read a proxy instead of measuring it.
+
+    The numbers are test fixtures (a monotone toy table), not results; tests that use them check wiring only.
+    """
+    from lutnb.results import write_results
+
+    sweep = [{"method": "VQ", "metric": m, "v": v, "c": c, "rel_error": min(0.95, 0.3 * v / c ** 0.5 + 0.02 * i)}
+             for i, m in enumerate(("l2", "l1", "chebyshev")) for v in (1, 2, 4, 8) for c in (4, 8, 16, 32, 64)]
+    write_results("01_vector_quantization", {"vq_sweep": sweep}, directory)

@@ -14,8 +14,12 @@ from lutnb.workloads_zoo import encoder_workload, get_workload
 @pytest.fixture(autouse=True, scope="module")
 def _isolated_results(tmp_path_factory):
     """Keep the DSE caches (proxy table, sweeps) out of the real results/ folder; shared within this module."""
+    from conftest import seed_proxy_results
+
     mp = pytest.MonkeyPatch()
-    mp.setenv("LUTNB_RESULTS", str(tmp_path_factory.mktemp("results")))
+    res = tmp_path_factory.mktemp("results")
+    seed_proxy_results(res)  # toy proxy table: these tests check wiring, not the proxy measurement
+    mp.setenv("LUTNB_RESULTS", str(res))
     yield
     mp.undo()
 

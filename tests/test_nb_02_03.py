@@ -1,0 +1,42 @@
+"""Notebooks 02 (LUTBoost) and 03 (accuracy vs bits) run in SMOKE mode and produce sane numbers."""
+import pytest
+
+pytestmark = [pytest.mark.notebook, pytest.mark.slow]
+
+
+def test_nb02_lutboost(run_notebook):
+    res = run_notebook("02_lutboost")
+    assert res["smoke"] is True
+    assert {"fig08_lutboost_stages.png", "fig09_lutboost_vs_single_stage.png"} <= set(res["_figures"])
+    run = res["detailed_run"]
+    assert [s["stage"] for s in run["stages"]] == ["calibrate", "centroids", "joint", "lut_qat"]
+    assert run["fp32_test_acc"] > 97.0
+    # k-means alone keeps the digits CNN above 95 % at 1 bit; the stages must not break it
+    assert run["stages"][0]["test_acc_int8"] > 95.0
+    assert run["final_acc"] > 96.0 and run["fp32_test_acc"] - run["final_acc"] < 3.0
+    for s in run["stages"]:
+        for layer in s["layers"].values():
+            assert 0.0 <= layer["recon_rel"] < 0.5
+            assert 2.0 < layer["entropy_bits"] <= 4.0
+    methods = {r["method"] for r in res["records"]}
+    assert methods == {"lutboost", "single_stage"}
+    for r in res["records"]:
+        assert r["lut_acc"] > 95.0 and r["bits"] == 1.0
+    lb = [r for r in res["records"] if r["method"] == "lutboost"]
+    ss = [r for r in res["records"] if r["method"] == "single_stage"]
+    assert lb[0]["epochs"] == ss[0]["epochs"]  # equal-epoch comparison
+    assert res["cells"] == len(res["summary"]) // 2
+
+
+def test_nb03_accuracy_vs_bits(run_notebook):
+    res = run_notebook("03_accuracy_vs_bits")
+    assert "fig10_accuracy_vs_bits.png" in res["_figures"]
+    recs = res["records"]
+    assert len(recs) == 3 * 3  # 3 metrics x 3 (v, c)
+    assert {"model", "metric", "v", "c", "bits", "seed", "fp32_acc", "lut_acc"} <= set(recs[0])
+    by = {(r["metric"], r["v"]): r["lut_acc"] for r in recs}
+    for metric in ("l2", "l1", "chebyshev"):
+        assert by[(metric, 2)] > 97.0  # 2 bits: k-means alone is nearly lossless on digits
+        assert by[(metric, 4)] > 93.0  # 1 bit
+        assert by[(metric, 8)] > 40.0  # 0.5 bit without training: far above chance (10 %)
+        assert by[(metric, 2)] >= by[(metric, 8)] - 1.0  # more bits never much worse

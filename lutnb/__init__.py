@@ -21,7 +21,8 @@ _LAZY = {
     "export_tables": "export", "ExportedLayer": "export", "ExportedModel": "export",
     "save_tables": "export", "load_tables": "export", "write_hex": "export",
     "IntegerEngine": "engine", "run_layer": "engine",
-    "lutboost": "boosting", "single_stage": "boosting",
+    "lutboost": "boosting", "single_stage": "boosting", "LUTBoostConfig": "boosting", "TrainStage": "boosting",
+    "CalibrateStage": "boosting",
 }
 
 

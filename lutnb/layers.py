@@ -48,6 +48,24 @@ def check_vc(v: int, c: int) -> tuple[int, int]:
     return v, c
 
 
+class _GatherRows(torch.autograd.Function):
+    """table[index] with an index_add_ backward (deterministic on CPU and several times faster there than
+    the sort-based backward of advanced indexing or F.embedding)."""
+
+    @staticmethod
+    def forward(ctx, table, index):
+        ctx.save_for_backward(index)
+        ctx.rows = table.shape[0]
+        return table.index_select(0, index.reshape(-1)).reshape(*index.shape, table.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        out = grad.new_zeros(ctx.rows, grad.shape[-1])
+        out.index_add_(0, index.reshape(-1), grad.reshape(-1, grad.shape[-1]))
+        return out, None
+
+
 class LUTLayer:
     """Mixin holding the VQ state and the look-up maths shared by LUTLinear and LUTConv2d."""
 
@@ -76,6 +94,16 @@ class LUTLayer:
         self.keep_indices = False
         self._qcache = None
         self._warned = False
+
+    _TRANSIENT = ("recon_loss", "last_indices", "_qcache")
+
+    def __getstate__(self):
+        # drop per-forward tensors (they may be non-leaf graph nodes) so copy.deepcopy / pickling work
+        state = nn.Module.__getstate__(self).copy()
+        for key in self._TRANSIENT:
+            if key in state:
+                state[key] = None
+        return state
 
     # --- validated attributes -------------------------------------------------------------------
     @property
@@ -139,7 +167,7 @@ class LUTLayer:
         # C_s[idx[m, s]] for every (m, s): (M, S, v), differentiable w.r.t. the codebooks
         S = self.S
         flat = self.codebooks.reshape(S * self.c, self.v)
-        return flat[idx + torch.arange(S, device=idx.device) * self.c]
+        return _GatherRows.apply(flat, idx + torch.arange(S, device=idx.device) * self.c)
 
     def _quant_rows(self, idx: torch.Tensor) -> torch.Tensor:
         """Quantized-table output rows (M, N): integer look-up-accumulate then dequantize."""
@@ -198,6 +226,47 @@ class LUTLayer:
             y = y + (yq - y).detach()
         return y
 
+    def uses_ste_fast_path(self, x: torch.Tensor) -> bool:
+        """Training forward with a hard look-up and the straight-through gradient to the exact output."""
+        return (self.mode in ("lut", "quant") and self.backward == "exact" and torch.is_grad_enabled()
+                and (x.requires_grad or self.weight.requires_grad or self.codebooks.requires_grad))
+
+    def ste_forward(self, x: torch.Tensor, exact_fn, rows_to_out) -> torch.Tensor:
+        """Y = Y_exact + sg(Y_lut - Y_exact), with Y_exact from the layer's own float op (conv2d/linear).
+
+        Encoding and im2col run without autograd (the look-up's gradient is the exact one), so the only
+        graph is the float op's, plus, with track_recon, Y_lut = C[idx] sg(W)^T + sg(b) for the codebooks.
+        The reconstruction loss is mse(sg(Y_lut), Y_exact) + mse(Y_lut, sg(Y_exact)).
+        """
+        if not bool(self.calibrated) and not self._warned:
+            warnings.warn(f"{type(self).__name__} runs in mode {self.mode!r} with codebooks that were never "
+                          "calibrated: call lutnb.calibrate(model, batches) first", stacklevel=3)
+            self._warned = True
+        with torch.no_grad():
+            rows = self.rows_of(x.detach())
+            idx = encode(self.split(rows), self.codebooks.detach(), self.metric)
+        if self.keep_indices:
+            self.last_indices = idx
+        y_exact = exact_fn(x)
+        b = self._bias()
+        M = rows.shape[0]
+        if self.track_recon and self.codebooks.requires_grad:
+            hard = self._hard_sub(None, idx).reshape(M, -1)
+            y_lut = rows_to_out(F.linear(hard, self.padded_weight().detach(), None if b is None else b.detach()), x)
+        else:
+            with torch.no_grad():
+                y_lut = rows_to_out(F.linear(self._hard_sub(None, idx).reshape(M, -1), self.padded_weight(), b), x)
+        if self.track_recon:
+            self.recon_loss = F.mse_loss(y_lut.detach(), y_exact) + F.mse_loss(y_lut, y_exact.detach())
+        else:
+            self.recon_loss = None
+        if self.mode == "quant":
+            with torch.no_grad():
+                target = rows_to_out(self._quant_rows(idx), x)
+        else:
+            target = y_lut.detach()
+        return y_exact + (target - y_exact).detach()
+
     def _record_recon(self, rows, W, b, y_lut, y_exact=None) -> None:
         if not self.track_recon:
             self.recon_loss = None
@@ -221,6 +290,8 @@ class LUTLayer:
 
 class LUTLinear(nn.Linear, LUTLayer):
     """nn.Linear computed by vector quantization and table look-up (see the module docstring)."""
+
+    __getstate__ = LUTLayer.__getstate__  # nn.Module's comes first in the MRO
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, v: int = 4, c: int = 16,
                  metric: str = "l2", table_bits: int = 8, mode: str = "lut", backward: str = "exact",
@@ -246,8 +317,12 @@ class LUTLinear(nn.Linear, LUTLayer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "exact":
             return F.linear(x, self.weight, self.bias)
-        lead = x.shape[:-1]
-        return self.lut_rows(self.rows_of(x)).reshape(*lead, self.out_features)
+        if self.uses_ste_fast_path(x):
+            return self.ste_forward(x, lambda t: F.linear(t, self.weight, self.bias), self._rows_to_out)
+        return self._rows_to_out(self.lut_rows(self.rows_of(x)), x)
+
+    def _rows_to_out(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + ", " + self.lut_extra_repr()
@@ -260,6 +335,8 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
     at one kernel position; ``layout="patch"`` keeps PyTorch's (Cin, kh, kw) order (v=9 = one channel's 3x3).
     Grouped convolutions are refused (convert() leaves them float and reports them).
     """
+
+    __getstate__ = LUTLayer.__getstate__
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *, v: int = 4, c: int = 16,
@@ -314,9 +391,14 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
         if x.dim() != 4:
             raise ValueError(f"LUTConv2d expects a 4-D (B, C, H, W) input; got shape {tuple(x.shape)}")
+        if self.uses_ste_fast_path(x):
+            exact = lambda t: F.conv2d(t, self.weight, self.bias, self.stride, self.padding, self.dilation)
+            return self.ste_forward(x, exact, self._rows_to_out)
+        return self._rows_to_out(self.lut_rows(self.rows_of(x)), x)
+
+    def _rows_to_out(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
         ho, wo = self.output_size(x.shape[2], x.shape[3])
-        y = self.lut_rows(self.rows_of(x))
         return y.reshape(B, ho * wo, self.out_channels).transpose(1, 2).reshape(B, self.out_channels, ho, wo)
 
     def extra_repr(self) -> str:
@@ -336,8 +418,8 @@ def im2col(x: torch.Tensor, kernel_size, stride, padding, dilation, layout: str 
     kh, kw = kernel_size
     cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # (B, C*kh*kw, L)
     L = cols.shape[-1]
-    if layout == "channel":
-        cols = cols.reshape(B, C, kh * kw, L).transpose(1, 2).reshape(B, C * kh * kw, L)
+    if layout == "channel":  # one permute + one copy: (B, C, kk, L) -> (B, L, kk, C)
+        return cols.reshape(B, C, kh * kw, L).permute(0, 3, 2, 1).reshape(B * L, C * kh * kw)
     return cols.transpose(1, 2).reshape(B * L, C * kh * kw)
 
 

@@ -189,3 +189,32 @@ def test_set_mode_validates():
     assert m[0].mode == "exact" and m[0].temperature == 0.5
     with pytest.raises(AttributeError):
         set_mode(m, "lut", nonsense=1)
+
+
+def test_deepcopy_after_a_training_forward():
+    import copy
+
+    layer = _calibrated_linear(K=8, N=3, v=4, c=4)
+    layer.track_recon = True
+    layer.keep_indices = True
+    layer(torch.randn(5, 8, requires_grad=True)).sum().backward()
+    assert layer.recon_loss is not None and layer.recon_loss.grad_fn is not None
+    twin = copy.deepcopy(layer)
+    assert twin.recon_loss is None and twin.last_indices is None
+    x = torch.randn(4, 8)
+    with torch.no_grad():
+        assert torch.equal(twin(x), layer(x))
+
+
+def test_gather_rows_gradient_matches_autograd_indexing():
+    from lutnb.layers import _GatherRows
+
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(12, 3, generator=g, requires_grad=True)
+    idx = torch.randint(0, 12, (7, 5), generator=g)
+    w = torch.randn(7, 5, 3, generator=g)
+    (_GatherRows.apply(table, idx) * w).sum().backward()
+    got = table.grad.clone()
+    table.grad = None
+    (table[idx] * w).sum().backward()
+    torch.testing.assert_close(got, table.grad)

@@ -1,0 +1,30 @@
+import pytest
+
+pytestmark = pytest.mark.notebook
+
+
+def test_notebook_00_overview(run_notebook):
+    res = run_notebook("00_overview")
+    assert res["engine_bit_identical"] is True
+    assert res["engine_test_acc"] == pytest.approx(res["lut_int8_test_acc"], abs=1e-6)
+    assert res["fp32_test_acc"] > 97.0
+    assert res["lut_int8_test_acc"] > 90.0  # SMOKE-length LUTBoost; notebook 02 holds the real bar
+    assert res["lut_layers"] == 3 and res["table_bytes"] > 0
+    assert res["lut_cycles"] > 0 and res["dense_ws32_cycles"] > 0
+    assert res["tops_per_w"] > 0 and res["power_eff_ratio_vs_int8"] > 0
+    assert [s["stage"] for s in res["stages"]] == ["calibrate", "centroids", "joint", "lut_qat"]
+    assert {"fig03_framework_overview.png", "fig03_framework_overview.pdf"} <= set(res["_figures"])
+
+
+def test_notebook_07_interactive_explorer(run_notebook, tmp_path):
+    from conftest import seed_proxy_results
+
+    seed_proxy_results(tmp_path / "results")  # the explorer reads notebook 01's sweep as its proxy
+    res = run_notebook("07_interactive_explorer")
+    pts = {(p["v"], p["c"]): p for p in res["points"]}
+    assert pts[(4, 16)]["bits_per_activation"] == pytest.approx(1.0)
+    assert pts[(8, 16)]["bits_per_activation"] == pytest.approx(0.5)
+    assert pts[(4, 64)]["table_bytes"] == pytest.approx(4 * pts[(4, 16)]["table_bytes"])
+    assert pts[(2, 16)]["table_bytes"] > pts[(4, 16)]["table_bytes"] > pts[(8, 16)]["table_bytes"]
+    assert all(p["cycles"] > 0 and p["area_mm2"] > 0 for p in res["points"])
+    assert res["explorer_calls"] >= 1

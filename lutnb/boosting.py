@@ -145,7 +145,8 @@ class TrainStage:
 def _default_stages() -> tuple:
     return (
         CalibrateStage(),
-        TrainStage("centroids", epochs=2, lr=1e-2, train_weights=False, recon_weight=1.0),
+        # centroid lr 1e-3 (was 1e-2): mnist1d CNN, L1, seed 0: 87.4 -> 95.3 %; digits L1 seed 0: 99.11 -> 99.33 %
+        TrainStage("centroids", epochs=2, lr=1e-3, train_weights=False, recon_weight=1.0),
         TrainStage("joint", epochs=5, lr=5e-4, codebook_lr_scale=4.0, recon_weight=1.0, distill_weight=1.0,
                    dead_restart=True),
         TrainStage("lut_qat", epochs=1, lr=1e-4, mode="quant", codebook_lr_scale=4.0, recon_weight=1.0,

@@ -36,13 +36,14 @@ def main() -> None:
         t0 = time.perf_counter()
         stats = lutnb.calibrate(lm, batches)
         t_ours = time.perf_counter() - t0
-        line = f"{metric:>9}: lutnb.calibrate {t_ours:6.2f} s ({sum(s['S'] for k, s in stats.items() if k[0] != '_')} sub-spaces)"
+        n_sub = sum(s["S"] for k, s in stats.items() if k[0] != "_")
+        line = f"{metric:>9}: lutnb.calibrate {t_ours:6.2f} s ({n_sub} sub-spaces)"
         if not args.no_sklearn and metric == "l2":
             from sklearn.cluster import KMeans
 
             rows = {}
-            def grab(mod, inputs, output, name):
-                rows[name] = mod.rows_of(inputs[0])  # returns None: the output is left alone
+            def grab(mod, inputs, output, name, store=rows):
+                store[name] = mod.rows_of(inputs[0])  # returns None: the output is left alone
 
             hooks = [m.register_forward_hook(lambda mod, i, o, n=n: grab(mod, i, o, n)) for n, m in lut_layers(lm)]
             lutnb.set_mode(lm, "exact")

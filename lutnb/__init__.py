@@ -22,7 +22,7 @@ _LAZY = {
     "save_tables": "export", "load_tables": "export", "write_hex": "export",
     "IntegerEngine": "engine", "run_layer": "engine",
     "lutboost": "boosting", "single_stage": "boosting", "LUTBoostConfig": "boosting", "TrainStage": "boosting",
-    "CalibrateStage": "boosting",
+    "CalibrateStage": "boosting", "block_refit": "transformers", "fidelity": "transformers",
 }
 
 

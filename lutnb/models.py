@@ -299,6 +299,15 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def _vit_digits(**kw) -> nn.Module:
+    from .vit import vit_digits  # lutnb.vit imports this module; import lazily
+
+    return vit_digits(**kw)
+
+
+MODELS["vit_digits"] = _vit_digits
+
+
 def get_model(name: str, **kw) -> nn.Module:
     """Build a model by name; ``kw`` go to its factory (e.g. ``num_classes``)."""
     try:

@@ -13,6 +13,7 @@ SHAPES = {
     "vgg_small": (2, 3, 32, 32),
     "resnet18_imagenet": (1, 3, 64, 64),
     "resnet50_imagenet": (1, 3, 64, 64),
+    "vit_digits": (2, 1, 8, 8),
 }
 
 
@@ -28,7 +29,7 @@ def test_output_shape_and_conv1(name):
     with torch.no_grad():
         y = model(torch.randn(SHAPES[name]))
     assert y.shape == (SHAPES[name][0], out_classes)
-    if name != "mnist1d_mlp":
+    if name not in ("mnist1d_mlp", "vit_digits"):  # no convolution in these two
         assert isinstance(model.conv1, nn.Conv2d)
     names = [n for n, _ in model.named_modules()]
     assert len(names) == len(set(names)) == len(list(model.modules()))  # no aliased modules

@@ -1,0 +1,171 @@
+"""A tiny Vision Transformer for the 8x8 digits, built only from nn.Linear / LayerNorm (LUT-convertible).
+
+Every projection is a plain ``nn.Linear`` (patch embedding, attention ``q``/``k``/``v``/``proj``, MLP ``fc1``/
+``fc2``, ``head``), so `lutnb.convert` turns each into a LUT layer. The two activation-by-activation products
+of attention, ``Q K^T`` and ``softmax(.) V``, have no fixed weight to precompute a table from: they stay dense
+(float here; a dense MAC unit in hardware), as in the paper's transformer setting.
+
+Register it in `lutnb.models` with ``"vit_digits": vit_digits`` (``from .vit import vit_digits``).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Attention", "Block", "TinyViT", "vit_digits", "train_vit", "random_shift", "pretrained_vit",
+           "VIT_RECIPE"]
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with separate q, k, v, proj Linears (QK^T and attn x V stay dense)."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim={dim} must be divisible by heads={heads}")
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+
+        def heads(t):
+            return t.reshape(B, T, self.heads, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x))
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(self.head_dim), dim=-1)  # dense
+        return self.proj((att @ v).transpose(1, 2).reshape(B, T, D))  # att @ v dense
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm1(x)); x + mlp(norm2(x))."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.norm1, self.attn = nn.LayerNorm(dim), Attention(dim, heads)
+        self.norm2, self.fc1, self.fc2 = nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class TinyViT(nn.Module):
+    """ViT for (B, C, H, W) images: non-overlapping p x p patches -> Linear -> blocks -> mean pool -> head."""
+
+    def __init__(self, image_size: int = 8, patch: int = 2, in_channels: int = 1, num_classes: int = 10,
+                 dim: int = 64, depth: int = 3, heads: int = 4, mlp_ratio: float = 2.0):
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"image_size={image_size} must be divisible by patch={patch}")
+        self.patch, self.image_size = patch, image_size
+        n_patches = (image_size // patch) ** 2
+        self.patch_embed = nn.Linear(in_channels * patch * patch, dim)
+        self.pos_embed = nn.Parameter(torch.randn(1, n_patches, dim) * 0.02)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, n_patches, C*p*p), row-major over patches."""
+        if x.dim() != 4 or x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            raise ValueError(f"TinyViT expects (B, C, {self.image_size}, {self.image_size}); got {tuple(x.shape)}")
+        return F.unfold(x, self.patch, stride=self.patch).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.patch_embed(self.patches(x)) + self.pos_embed
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(self.norm(h).mean(dim=1))
+
+
+def vit_digits(num_classes: int = 10, **kw) -> TinyViT:
+    """The tiny ViT used for digits: 2x2 patches (16 tokens), dim 64, 3 blocks, 4 heads, MLP 128."""
+    return TinyViT(num_classes=num_classes, **kw)
+
+
+# training recipe for the fp32 model: AdamW, warm-up + cosine, label smoothing, random +-1 pixel shifts
+VIT_RECIPE = {"epochs": 200, "lr": 2e-3, "batch_size": 64, "weight_decay": 0.05, "warmup_epochs": 5,
+              "label_smoothing": 0.1, "max_shift": 1}
+VIT_RECIPE_VERSION = 1
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels in x and y (border filled with the image minimum)."""
+    if max_shift == 0:
+        return x
+    B, _, H, W = x.shape
+    xp = F.pad(x, (max_shift,) * 4, value=float(x.min()))
+    dy = torch.randint(0, 2 * max_shift + 1, (B,), generator=generator).tolist()
+    dx = torch.randint(0, 2 * max_shift + 1, (B,), generator=generator).tolist()
+    return torch.stack([xp[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
+
+
+def train_vit(model: nn.Module, train, epochs: int = 200, lr: float = 2e-3, batch_size: int = 64,
+              weight_decay: float = 0.05, warmup_epochs: int = 5, label_smoothing: float = 0.1,
+              max_shift: int = 1, seed: int = 0) -> list[float]:
+    """Train in place with shift augmentation (ViTs need it on 1,097 images); returns the loss per epoch."""
+    from .data import loaders
+    from .train import seed_everything
+
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs} must be >= 1")
+    seed_everything(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loader = loaders(train, batch_size, shuffle=True, seed=seed)
+    steps, warm = epochs * len(loader), max(1, warmup_epochs * len(loader))
+
+    def factor(k):
+        if k < warm:
+            return (k + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (k - warm) / max(1, steps - warm))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    g = torch.Generator().manual_seed(seed + 1)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        tot, n = 0.0, 0
+        for x, y in loader:
+            loss = F.cross_entropy(model(random_shift(x, max_shift, g)), y, label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot, n = tot + loss.item() * len(y), n + len(y)
+        losses.append(tot / n)
+    model.eval()
+    return losses
+
+
+def pretrained_vit(seed: int = 0, epochs: int | None = None, cache_dir: str | os.PathLike | None = None) -> TinyViT:
+    """A trained fp32 `vit_digits` on the ``seed`` digits split, cached in data/checkpoints (eval mode).
+
+    Trained with `train_vit` and ``VIT_RECIPE`` (about 1-3 minutes per seed on one CPU thread) the first time.
+    """
+    from .data import load_digits
+    from .train import load_checkpoint, save_checkpoint, seed_everything
+
+    kw = dict(VIT_RECIPE)
+    if epochs is not None:
+        kw["epochs"] = int(epochs)
+    if cache_dir is None:
+        from .paths import data_dir
+
+        cache_dir = data_dir() / "checkpoints"
+    path = Path(cache_dir) / f"vit_digits-seed{seed}-ep{kw['epochs']}-r{VIT_RECIPE_VERSION}.pt"
+    seed_everything(seed)
+    model = vit_digits()
+    if path.exists():
+        model.load_state_dict(load_checkpoint(path))
+        return model.eval()
+    train_vit(model, load_digits(seed).train, seed=seed, **kw)
+    save_checkpoint(model.state_dict(), path)
+    return model.eval()

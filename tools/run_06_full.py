@@ -1,0 +1,75 @@
+"""FULL runs of notebook 06 on a CPU: `python tools/run_06_full.py --part vit` / `--part minilm`.
+
+Writes (merging, one row per model/metric/v/seed) data/reference_results/06_transformers_full.json, which
+notebook 06 reads when USE_REFERENCE = True. Every row is what `lutnb.transformers.vit_experiment` or
+`minilm_experiment` returned in this run; the file records the command, thread count and versions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import torch
+
+from lutnb.paths import data_dir
+from lutnb.results import atomic_write_bytes
+
+OUT = data_dir() / "reference_results" / "06_transformers_full.json"
+
+
+def _save(rows: list[dict], meta: dict) -> None:
+    old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": [], "runs": []}
+    key = lambda r: (r["model"], r["metric"], r["v"], r["c"], r.get("seed", 0))  # noqa: E731
+    merged = {key(r): r for r in old["rows"]}
+    merged.update({key(r): r for r in rows})
+    runs = [x for x in old.get("runs", []) if x.get("started") != meta["started"]] + [meta]
+    out = {"rows": sorted(merged.values(), key=lambda r: (r["model"], r["metric"], r["v"], r.get("seed", 0))),
+           "runs": runs}
+    atomic_write_bytes(OUT, (json.dumps(out, indent=1) + "\n").encode())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--part", choices=("vit", "minilm"), required=True)
+    ap.add_argument("--metrics", default="l2,l1,chebyshev")
+    ap.add_argument("--v", default="2,4")
+    ap.add_argument("--seeds", default="0,1,2", help="ViT seeds")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-train", type=int, default=1024, help="MiniLM training sentences for block_refit")
+    ap.add_argument("--distill-steps", type=int, default=0)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from lutnb import transformers as T
+
+    meta = {"command": " ".join(["python", "tools/run_06_full.py"] + (argv or sys.argv[1:])),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads,
+            "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+    rows = []
+    metrics, vs = args.metrics.split(","), [int(x) for x in args.v.split(",")]
+    if args.part == "vit":
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for v in vs:
+                for metric in metrics:
+                    r = T.vit_experiment(metric, v, 16, seed)
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+                    _save(rows, meta)
+    else:
+        tok, model = T.load_minilm()
+        ho = T.token_batches(tok, T.load_sentences("heldout"), 100)
+        ref = T.sentence_embeddings(model, ho)
+        for v in vs:
+            for metric in metrics:
+                r = T.minilm_experiment(metric, v, 16, n_train=args.n_train, distill_steps=args.distill_steps,
+                                        model=model, tokenizer=tok, reference=ref)
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+                _save(rows, meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,7 +11,7 @@ from .figures import PALETTE, plt, set_style
 def plot_scalar_vs_vq(df, title: str = ""):
     """Figure 1: relative output error vs bits per activation, scalar INT-b against VQ (v, c) per metric."""
     set_style()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8.4, 4.2))
     sc = df[df.method != "VQ"].sort_values("bits_per_activation")
     ax.plot(sc.bits_per_activation, sc.rel_error, "k-s", label="scalar INT-b (MSE-optimal clip)")
     markers = {1: "o", 2: "^", 4: "D", 8: "v", 9: "P"}
@@ -28,7 +28,7 @@ def plot_scalar_vs_vq(df, title: str = ""):
     ax.set_xlabel("bits per activation element (VQ: log2(c)/v)")
     ax.set_ylabel("relative output error ||ΔY|| / ||Y||")
     ax.set_title(title or "Scalar vs vector quantization of a layer's activations")
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

@@ -2,8 +2,8 @@
 
 k-means runs in torch, batched over all S sub-spaces of a layer at once (so it is fast on a CPU and runs
 on a GPU unchanged): k-means++ seeding with a fixed seed, then Lloyd iterations with the layer's metric
-for assignment; the update is the mean (l2, chebyshev) or the coordinate-wise median (l1, the minimiser
-of the L1 objective). Empty clusters are re-seeded at the points farthest from their centroids.
+for assignment; the update is the mean (l2, chebyshev) or, for l1, the mean first and the coordinate-wise
+median (the minimiser of the L1 objective) in the last `median_iters` iterations. Empty clusters are re-seeded at the points farthest from their centroids.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ def _batched_distance(x: torch.Tensor, cent: torch.Tensor, metric: str) -> torch
 
 
 def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: int = 0,
-           tol: float = 1e-6, seed_rows: int = 2048) -> torch.Tensor:
+           tol: float = 1e-6, seed_rows: int = 2048, median_iters: int = 5) -> torch.Tensor:
     """Batched k-means: x (S, n, v) -> centroids (S, k, v). Deterministic for a given seed."""
     metric = check_metric(metric)
     if x.dim() == 2:
-        return kmeans(x.unsqueeze(0), k, metric, iters, seed, tol, seed_rows)[0]
+        return kmeans(x.unsqueeze(0), k, metric, iters, seed, tol, seed_rows, median_iters)[0]
     S, n, v = x.shape
     if n == 0:
         raise ValueError("kmeans got no samples: run calibration on at least one batch")
@@ -56,11 +56,11 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
     x = full
     n = x.shape[1]
     prev = None
-    for _ in range(iters):
+    for it in range(iters):
         assign = encode(x.transpose(0, 1), cent, metric).transpose(0, 1)  # (S, n)
         counts = torch.zeros(S, k, dtype=x.dtype, device=x.device)
         counts.scatter_add_(1, assign, torch.ones_like(x[..., 0]))
-        if metric == "l1":
+        if metric == "l1" and it >= iters - median_iters:  # medians (two sorts) only for the last steps
             new = _cluster_median(x, assign, k, cent)
         else:
             sums = torch.zeros(S, k, v, dtype=x.dtype, device=x.device)
@@ -77,7 +77,7 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
             new = torch.where(counts.unsqueeze(-1) > 0, new, cent)
         shift = (new - cent).abs().max().item()
         cent = new
-        if prev is not None and shift <= tol:
+        if prev is not None and shift <= tol and (metric != "l1" or it >= iters - median_iters):
             break
         prev = shift
     return cent

@@ -3,7 +3,8 @@
 k-means runs in torch, batched over all S sub-spaces of a layer at once (so it is fast on a CPU and runs
 on a GPU unchanged): k-means++ seeding with a fixed seed, then Lloyd iterations with the layer's metric
 for assignment; the update is the mean (l2, chebyshev) or, for l1, the mean first and the coordinate-wise
-median (the minimiser of the L1 objective) in the last `median_iters` iterations. Empty clusters are re-seeded at the points farthest from their centroids.
+median (the minimiser of the L1 objective) in the last `median_iters` iterations. Empty clusters are
+re-seeded at the points farthest from their centroids.
 """
 from __future__ import annotations
 

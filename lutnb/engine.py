@@ -88,13 +88,14 @@ class EngineStats:
 def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, impl: str = "fast",
               stats: EngineStats | None = None) -> torch.Tensor:
     """One exported layer on input x (the layer's input as in the float model)."""
-    if impl == "native":
-        from .native import run_layer_native
-
-        return run_layer_native(layer, x, acc_bits, stats)
     rows = im2col(x, layer).float()
-    idx = encode_rows(rows, layer)
-    acc = lookup_accumulate(idx, layer, acc_bits, impl)
+    if impl == "native":  # fused encode + look-up kernel
+        from .native import layer_rows
+
+        idx, acc = layer_rows(layer, rows, acc_bits)
+    else:
+        idx = encode_rows(rows, layer)
+        acc = lookup_accumulate(idx, layer, acc_bits, impl)
     if stats is not None:
         overflow = 0
         if acc_bits is not None and acc_bits < 64:

@@ -189,10 +189,7 @@ class LUTLayer:
         if mode == "exact":
             self.recon_loss = None
             return F.linear(rows, W, b)
-        if not bool(self.calibrated) and not self._warned:
-            warnings.warn(f"{type(self).__name__} runs in mode {mode!r} with codebooks that were never "
-                          "calibrated: call lutnb.calibrate(model, batches) first", stacklevel=3)
-            self._warned = True
+        self._warn_if_uncalibrated()
         Wp = self.padded_weight()
         sub = self.split(rows)
         if mode == "soft":
@@ -226,6 +223,12 @@ class LUTLayer:
             y = y + (yq - y).detach()
         return y
 
+    def _warn_if_uncalibrated(self) -> None:
+        if not bool(self.calibrated) and not self._warned:
+            warnings.warn(f"{type(self).__name__} runs in mode {self.mode!r} with codebooks that were never "
+                          "calibrated: call lutnb.calibrate(model, batches) first", stacklevel=4)
+            self._warned = True
+
     def uses_ste_fast_path(self, x: torch.Tensor) -> bool:
         """Training forward with a hard look-up and the straight-through gradient to the exact output."""
         return (self.mode in ("lut", "quant") and self.backward == "exact" and torch.is_grad_enabled()
@@ -238,10 +241,7 @@ class LUTLayer:
         graph is the float op's, plus, with track_recon, Y_lut = C[idx] sg(W)^T + sg(b) for the codebooks.
         The reconstruction loss is mse(sg(Y_lut), Y_exact) + mse(Y_lut, sg(Y_exact)).
         """
-        if not bool(self.calibrated) and not self._warned:
-            warnings.warn(f"{type(self).__name__} runs in mode {self.mode!r} with codebooks that were never "
-                          "calibrated: call lutnb.calibrate(model, batches) first", stacklevel=3)
-            self._warned = True
+        self._warn_if_uncalibrated()
         with torch.no_grad():
             rows = self.rows_of(x.detach())
             idx = encode(self.split(rows), self.codebooks.detach(), self.metric)

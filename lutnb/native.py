@@ -573,26 +573,9 @@ def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> tuple[to
 @torch.no_grad()
 def run_layer_native(layer, x: torch.Tensor, acc_bits: int | None = 32, stats=None) -> torch.Tensor:
     """Same as ``lutnb.engine.run_layer(layer, x, acc_bits, impl="fast", stats)``, with the fused kernel."""
-    from .engine import dequantize, im2col
-    from .layers import conv_output_size
+    from .engine import run_layer
 
-    rows = im2col(x, layer).float()
-    idx, acc = layer_rows(layer, rows, acc_bits)
-    if stats is not None:
-        overflow = 0
-        if acc_bits is not None and acc_bits < 64:
-            unbounded = native_lookup_accumulate(idx, _layer_arrays(layer)["tq"], None)
-            overflow = int((unbounded != acc).sum())
-        stats.add(layer.name, rows.shape[0], idx.numel() * layer.out_features, overflow)
-    y = dequantize(acc, layer)
-    if layer.kind == "linear":
-        return y.reshape(*x.shape[:-1], layer.out_features)
-    cv = layer.conv
-    B = x.shape[0]
-    ho, wo = conv_output_size(x.shape[2], x.shape[3], tuple(cv["kernel_size"]), tuple(cv["stride"]),
-                              tuple(cv["padding"]), tuple(cv["dilation"]))
-    N = layer.out_features
-    return y.reshape(B, ho * wo, N).transpose(1, 2).reshape(B, N, ho, wo)
+    return run_layer(layer, x, acc_bits, impl="native", stats=stats)
 
 
 def can_encode(x: torch.Tensor, codebooks: torch.Tensor) -> bool:

@@ -567,20 +567,9 @@ def transformer_workloads(model: nn.Module, example) -> list:
 
 def as_workload(name: str, works: list):
     """Fold a `transformer_workloads` list into a `lutnb.workloads_zoo.Workload` (repeats, dense flags)."""
-    from .workloads_zoo import Workload
+    from .workloads_zoo import merge_repeats
 
-    keys, layers, reps, flags = {}, [], [], []
-    for w in works:
-        dense = w.kind == "attention_dense"
-        k = (w.M, w.K, w.N, dense)
-        if k in keys:
-            reps[keys[k]] += 1
-        else:
-            keys[k] = len(layers)
-            layers.append(w)
-            reps.append(1)
-            flags.append(dense)
-    return Workload(name, tuple(layers), tuple(reps), tuple(flags))
+    return merge_repeats(name, works, [w.kind == "attention_dense" for w in works])
 
 
 # ------------------------------------------------------------------------------------------ experiments

@@ -72,7 +72,7 @@ class Workload:
                               "macs": w.macs * r} for w, r, d in zip(self.layers, self.repeats, self.dense)])
 
 
-def _dedupe(name: str, works: list, dense: list | None = None) -> Workload:
+def merge_repeats(name: str, works: list, dense: list | None = None) -> Workload:
     """Merge GEMMs of identical shape (and density) into one entry with a repeat count, keeping order."""
     dense = dense or [False] * len(works)
     keys, layers, reps, flags = {}, [], [], []
@@ -104,7 +104,7 @@ def encoder_workload(name: str = "bert_base", seq_len: int = 128, layers: int | 
     lin += [GemmWorkload("ffn_up", M=seq_len, K=h, N=f, kind="linear"),
             GemmWorkload("ffn_down", M=seq_len, K=f, N=h, kind="linear")]
     att = [GemmWorkload("attn_qk", M=seq_len, K=dh, N=seq_len), GemmWorkload("attn_av", M=seq_len, K=seq_len, N=dh)]
-    lut_w = _dedupe(name, lin)
+    lut_w = merge_repeats(name, lin)
     layers_, reps, flags = list(lut_w.layers), [r * L for r in lut_w.repeats], list(lut_w.dense)
     for a in att:
         layers_.append(a)
@@ -125,7 +125,7 @@ def cnn_workload(name: str, image_size: int | None = None) -> Workload:
         shape = shape[:2] + (image_size, image_size)
     with torch.no_grad():
         works = extract_workloads(getattr(models, factory)(), shape)
-    return _dedupe(name, works)
+    return merge_repeats(name, works)
 
 
 def get_workload(name: str, smoke: bool = False, **kw) -> Workload:

@@ -44,3 +44,14 @@ def seed_proxy_results(directory) -> None:
     sweep = [{"method": "VQ", "metric": m, "v": v, "c": c, "rel_error": min(0.95, 0.3 * v / c ** 0.5 + 0.02 * i)}
              for i, m in enumerate(("l2", "l1", "chebyshev")) for v in (1, 2, 4, 8) for c in (4, 8, 16, 32, 64)]
     write_results("01_vector_quantization", {"vq_sweep": sweep}, directory)
+
+
+@pytest.fixture(scope="module")
+def seeded_results(tmp_path_factory):
+    """LUTNB_RESULTS -> a module-wide temporary folder holding the toy proxy table (see seed_proxy_results)."""
+    mp = pytest.MonkeyPatch()
+    res = tmp_path_factory.mktemp("results")
+    seed_proxy_results(res)  # toy proxy table: these tests check wiring, not the proxy measurement
+    mp.setenv("LUTNB_RESULTS", str(res))
+    yield res
+    mp.undo()

@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 import torch.nn as nn
@@ -124,15 +122,6 @@ def test_sequential_calibration_runs():
     lm = lutnb.convert(Tiny(), v=4, c=8, skip=["conv1"])
     stats = lutnb.calibrate(lm, [torch.randn(8, 1, 8, 8)], sequential=True)
     assert all(bool(m.calibrated) for _, m in lut_layers(lm)) and "head" in stats
-
-
-def test_calibration_is_fast_enough_to_use_interactively():
-    """Not a timing assertion: prints the time so a regression shows in the log (see benchmarks/)."""
-    torch.manual_seed(0)
-    lm = lutnb.convert(Tiny(), v=4, c=16, skip=["conv1"])
-    t0 = time.perf_counter()
-    lutnb.calibrate(lm, [torch.randn(256, 1, 8, 8)])
-    print(f"calibration of a tiny CNN: {time.perf_counter() - t0:.2f} s")
 
 
 def test_fast_cluster_median_equals_nanmedian_reference():

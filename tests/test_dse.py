@@ -10,18 +10,8 @@ from lutnb import cost, dse
 from lutnb.hw import simulate_network
 from lutnb.workloads_zoo import encoder_workload, get_workload
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _isolated_results(tmp_path_factory):
-    """Keep the DSE caches (proxy table, sweeps) out of the real results/ folder; shared within this module."""
-    from conftest import seed_proxy_results
-
-    mp = pytest.MonkeyPatch()
-    res = tmp_path_factory.mktemp("results")
-    seed_proxy_results(res)  # toy proxy table: these tests check wiring, not the proxy measurement
-    mp.setenv("LUTNB_RESULTS", str(res))
-    yield
-    mp.undo()
+# DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
+pytestmark = pytest.mark.usefixtures("seeded_results")
 
 SMALL = {"v": (2, 4), "c": (8, 16), "metric": ("l1", "l2"), "table_bits": (8,), "ccus": (4, 16),
          "lanes": (8, 16), "table_tile": (32, 64), "acc_buffer_kb": (16,), "clock_mhz": (500,)}

@@ -5,21 +5,12 @@ pytest.importorskip("ipywidgets")
 
 from lutnb.explorer import Explorer, compute, render  # noqa: E402
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _isolated_results(tmp_path_factory):
-    from conftest import seed_proxy_results
-
-    mp = pytest.MonkeyPatch()
-    res = tmp_path_factory.mktemp("results")
-    seed_proxy_results(res)  # toy proxy table: these tests check wiring, not the proxy measurement
-    mp.setenv("LUTNB_RESULTS", str(res))
-    yield
-    mp.undo()
+# DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
+pytestmark = pytest.mark.usefixtures("seeded_results")
 
 
 @pytest.fixture(scope="module")
-def ex():
+def ex(seeded_results):
     return Explorer()
 
 
@@ -63,7 +54,8 @@ def test_baseline_and_metric_pickers(ex):
     vs_int8 = ex.result["power_eff_ratio"]
     assert vs_fp16 > vs_int8  # FP16 MACs cost more energy than INT8 ones
     ex.controls["metric"].value = "l2"
-    assert ex.result["accuracy_source"] != "none" or ex.result["accuracy"] is None
+    # the seeded proxy table covers (l2, v=4, c=16): the readout must find it and label it a proxy
+    assert ex.result["accuracy"] is not None and ex.result["accuracy_source"].startswith("proxy")
     ex.controls["metric"].value = "l1"
 
 

@@ -5,8 +5,11 @@ i.e. ratio dense_ms / lut_ms >= 1.0). For every metric it times, interleaved in 
 
   dense        torch  x @ W.T  (fp32, the same layer as a plain matmul)
   torch-fast   lutnb.engine.encode_rows (pure torch encode, LUTNB_NATIVE=0) + lookup_accumulate(impl="fast")
-  native       lutnb.native.layer_rows: fused encode + int32 look-up-accumulate (numba)
-  native-layer lutnb.native.run_layer_native: the whole layer (im2col, fused kernel, dequantize)
+  native       lutnb.native.layer_rows: fused encode + int32 look-up-accumulate, indices and accumulators
+               returned (the compiled C kernel, lutnb.ckernel, where it applies; numba otherwise)
+  native-layer lutnb.native.run_layer_native: the whole layer (im2col, fused kernel, dequantize); with the
+               C kernel encode, look-up and dequantize run in one pass
+  numba-layer  the same with LUTNB_CKERNEL=0 (numba kernels only), for comparison
 
 and checks that the native indices and accumulators equal the torch engine's (L2 against the broadcasting
 L2 formula; see lutnb/native.py). Usage:
@@ -58,6 +61,11 @@ def main(argv=None) -> int:
         t = native.compile_all()
         print(f"native kernels compiled/loaded in {t:.2f} s (numba {native.numba.__version__}, "
               f"threading layer {native.numba.threading_layer() if t else '?'})")
+        from lutnb import ckernel
+
+        print(f"compiled C kernel: {ckernel.library_path() if ckernel.available() else ckernel.unavailable_reason()}"
+              f" (simd level {ckernel.simd_level() if ckernel.available() else '-'}: 2 = AVX-512 encode + "
+              "vpermb/vpdpbusd look-up)")
     g = torch.Generator().manual_seed(0)
     x = torch.randn(M, K, generator=g)
     W = torch.randn(N, K, generator=g) / K ** 0.5
@@ -91,12 +99,23 @@ def main(argv=None) -> int:
             def nat_layer(layer=layer):
                 return native.run_layer_native(layer, x, 32)
 
+            def numba_layer(layer=layer):
+                os.environ["LUTNB_CKERNEL"] = "0"
+                try:
+                    return native.run_layer_native(layer, x, 32)
+                finally:
+                    os.environ.pop("LUTNB_CKERNEL", None)
+
             fns = {"dense": dense}
             if not args.no_torch:
                 fns["torch-fast"] = torch_fast
             if native.enabled():
                 fns["native"] = nat
                 fns["native-layer"] = nat_layer
+                fns["numba-layer"] = numba_layer
+                if not torch.equal(nat_layer(), numba_layer()):
+                    print(f"MISMATCH compiled vs numba layer for {metric}", file=sys.stderr)
+                    return 1
                 # correctness on this very layer
                 idx, acc = nat()
                 sub = x.reshape(M, layer.S, V)

@@ -111,6 +111,7 @@ class TrainStage:
     dead_restart: bool = False
     bn_reestimate: bool = True  # re-estimate BatchNorm statistics at the end of the stage
     freeze_bn: bool = False  # keep BatchNorm in eval mode while training (running stats fixed)
+    select_best: bool = False  # end the stage with the epoch of best VALIDATION accuracy (never test)
     skip: bool = False
 
     def __post_init__(self):
@@ -533,6 +534,7 @@ def _run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSt
         teacher.eval()
     history = []
     step = 0
+    best_val, best_epoch, best_state = -1.0, None, None
     bar = tqdm(range(1, stage.epochs + 1), desc=stage.name, leave=False, disable=_progress_off(progress))
     try:
         for epoch in bar:
@@ -599,9 +601,16 @@ def _run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSt
                        test_acc=accuracy(model, test) if (track_test and test is not None) else None,
                        seconds=time.perf_counter() - tic)
             history.append(rec)
+            if stage.select_best and rec["val_acc"] is not None and rec["val_acc"] >= best_val:
+                best_val, best_epoch = rec["val_acc"], epoch  # ties go to the later (lower-lr) epoch
+                best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(loss=f"{rec['loss']:.3f}", val=rec["val_acc"])
             if on_epoch is not None:
                 on_epoch(stage.name, rec)
+        if best_state is not None and best_epoch != len(history):
+            model.load_state_dict(best_state)
+        for rec in history:
+            rec["selected"] = rec["epoch"] == best_epoch if best_state is not None else None
     finally:
         for m in layers.values():
             m.keep_indices = False

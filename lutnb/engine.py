@@ -89,20 +89,25 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
               stats: EngineStats | None = None) -> torch.Tensor:
     """One exported layer on input x (the layer's input as in the float model)."""
     rows = im2col(x, layer).float()
+    y = None
     if impl == "native":  # fused encode + look-up kernel
-        from .native import layer_rows
+        from .native import layer_output, layer_rows
 
-        idx, acc = layer_rows(layer, rows, acc_bits)
+        if stats is None:  # compiled kernel: dequantized output in the same pass (None where it does not apply)
+            y = layer_output(layer, rows, acc_bits)
+        if y is None:
+            idx, acc = layer_rows(layer, rows, acc_bits)
     else:
         idx = encode_rows(rows, layer)
         acc = lookup_accumulate(idx, layer, acc_bits, impl)
-    if stats is not None:
-        overflow = 0
-        if acc_bits is not None and acc_bits < 64:
-            unbounded = lookup_accumulate(idx, layer, None, impl)
-            overflow = int((unbounded != acc).sum())
-        stats.add(layer.name, rows.shape[0], idx.numel() * layer.out_features, overflow)
-    y = dequantize(acc, layer)
+    if y is None:
+        if stats is not None:
+            overflow = 0
+            if acc_bits is not None and acc_bits < 64:
+                unbounded = lookup_accumulate(idx, layer, None, impl)
+                overflow = int((unbounded != acc).sum())
+            stats.add(layer.name, rows.shape[0], idx.numel() * layer.out_features, overflow)
+        y = dequantize(acc, layer)
     if layer.kind == "linear":
         return y.reshape(*x.shape[:-1], layer.out_features)
     cv = layer.conv

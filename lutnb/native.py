@@ -1,4 +1,8 @@
-"""Native CPU kernels (numba): fused nearest-centroid encode + integer look-up-accumulate.
+"""Native CPU kernels: fused nearest-centroid encode + integer look-up-accumulate.
+
+Two back ends behind one API: the compiled C kernel `lutnb.ckernel` (INT8 tables, L1/L2 with v <= 4 and
+Chebyshev with any v: the common case, and the fastest; ``LUTNB_CKERNEL=0`` switches it off) and the numba
+kernels below (every other case). Both meet the same exactness contract.
 
 One pass over the rows does what the accelerator does: for every block of rows and every sub-space,
 find the nearest centroid (the CCM) and add that centroid's table row into integer accumulators (the
@@ -35,7 +39,7 @@ import os
 import numpy as np
 import torch
 
-from . import quant
+from . import ckernel, quant
 from .distances import check_metric
 
 METRIC_CODES = {"l2": 0, "l1": 1, "chebyshev": 2}
@@ -476,6 +480,9 @@ def native_encode(x_sub, codebooks, metric: str = "l2") -> torch.Tensor:
         raise ValueError("codebooks need at least one centroid")
     rows = _as_f32(x_sub.reshape(M, S * v))
     cb = _as_f32(codebooks)
+    lib = _ck(metric, v)
+    if lib is not None:
+        return torch.from_numpy(ckernel.encode(rows, cb, metric, lib=lib))
     idx = np.empty((M, S), np.int64)
     if M and S:
         _threads()
@@ -498,7 +505,27 @@ def fused_lut_gemm(rows, codebooks, tq, metric: str = "l2", acc_bits: int | None
     return _fused(_as_f32(rows), cb, t, metric, acc_bits)
 
 
-def _fused(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, acc_bits, plan=None):
+def _ck(metric: str, v: int):
+    """The compiled kernel (lutnb.ckernel) when it applies to this metric and v, else None (numba path)."""
+    if not ckernel.enabled() or not ckernel.can_encode(metric, v):
+        return None
+    return ckernel.load()
+
+
+def _pack_int8(tq: np.ndarray, lib, packed: dict) -> dict:
+    """Fill packed['tq8'] (int8 tables, None when they do not fit int8) and packed['t4'] (ckernel.pack_t4 layout,
+    None where the SIMD look-up does not apply) once; returns packed."""
+    if "tq8" not in packed:
+        fits = tq.size == 0 or int(np.abs(tq.astype(np.int64)).max()) <= 127
+        packed["tq8"] = np.ascontiguousarray(tq, np.int8) if fits else None
+        packed["t4"] = (ckernel.pack_t4(packed["tq8"]) if fits and tq.shape[1] <= 16 and ckernel.simd_level(lib) >= 2
+                        else None)
+    return packed
+
+
+def _fused(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, acc_bits, plan=None,
+           need_idx: bool = True, packed: dict | None = None):
+    """packed: the layer's cache for the C kernel's int8 tables ('tq8', 't4'), filled here on first use."""
     if rows.ndim != 2 or cb.ndim != 3 or tq.ndim != 3:
         raise ValueError("rows must be (M, K), codebooks (S, c, v), tables (S, c, N)")
     M, K = rows.shape
@@ -509,6 +536,16 @@ def _fused(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, acc_bi
         raise ValueError(f"rows have K={K} > S*v={S * v}")
     N = tq.shape[2]
     proto, wrap_bits, post_wrap = plan if plan is not None else _acc_plan(tq, acc_bits)
+    lib = _ck(metric, v) if proto.dtype == np.int32 else None
+    if lib is not None:
+        packed = _pack_int8(tq, lib, packed if packed is not None else {})
+        if packed["tq8"] is not None:  # INT8 tables: the compiled kernel
+            idx_np, out = ckernel.fused(rows, cb, packed["tq8"], metric, wrap_bits, t4=packed["t4"],
+                                        need_idx=need_idx, lib=lib)
+            acc = torch.from_numpy(out)
+            if post_wrap:
+                acc = quant.wrap(acc, acc_bits)
+            return (torch.from_numpy(idx_np) if idx_np is not None else None), acc
     idx = np.empty((M, S), np.int64)
     out = np.empty((M, N), np.int64)
     if M and N and S:
@@ -559,15 +596,44 @@ def _layer_arrays(layer) -> dict:
     return cache["native"]
 
 
-def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> tuple[torch.Tensor, torch.Tensor]:
-    """(idx, acc) of an ExportedLayer for rows (M, K) (unpadded): the fused kernel."""
+def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32, need_idx: bool = True,
+               ) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """(idx, acc) of an ExportedLayer for rows (M, K) (unpadded): the fused kernel.
+
+    need_idx=False lets the compiled kernel skip writing the indices (idx is then None)."""
     _require()
     quant.check_acc_bits(acc_bits)
     a = _layer_arrays(layer)
     plans = a["plans"]
     if acc_bits not in plans:
         plans[acc_bits] = _acc_plan(a["tq"], acc_bits)
-    return _fused(_as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plans[acc_bits])
+    return _fused(_as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plans[acc_bits], need_idx=need_idx,
+                  packed=a.setdefault("packed", {}))
+
+
+def layer_output(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> torch.Tensor | None:
+    """Dequantized output (M, N) float32 of an ExportedLayer for rows (M, K), straight from the compiled kernel
+    (encode, look-up, wrap and dequantize in one pass; bit-identical to `layer_rows` + `quant.dequantize`).
+    None where the compiled kernel does not apply (the caller then uses `layer_rows`)."""
+    _require()
+    quant.check_acc_bits(acc_bits)
+    a = _layer_arrays(layer)
+    plans = a["plans"]
+    if acc_bits not in plans:
+        plans[acc_bits] = _acc_plan(a["tq"], acc_bits)
+    proto, wrap_bits, post_wrap = plans[acc_bits]
+    lib = _ck(layer.metric, layer.v) if proto.dtype == np.int32 and not post_wrap else None
+    if lib is None:
+        return None
+    packed = _pack_int8(a["tq"], lib, a.setdefault("packed", {}))
+    if packed["tq8"] is None:
+        return None
+    r = _as_f32(rows)
+    if r.ndim != 2 or r.shape[1] > a["cb"].shape[0] * a["cb"].shape[2]:
+        raise ValueError(f"rows must be (M, K<=S*v); got {r.shape}")
+    _, y = ckernel.fused(r, a["cb"], packed["tq8"], layer.metric, wrap_bits, t4=packed["t4"], need_idx=False,
+                         lib=lib, scale=layer.scale, bias=layer.bias)
+    return torch.from_numpy(y)
 
 
 @torch.no_grad()
@@ -602,4 +668,5 @@ def compile_all(metrics=("l2", "l1", "chebyshev")) -> float:
 
 
 __all__ = ["fused_lut_gemm", "native_encode", "native_lookup_accumulate", "run_layer_native", "layer_rows",
+           "layer_output",
            "enabled", "can_encode", "unavailable_reason", "torch_sum_width", "compile_all"]

@@ -1,4 +1,7 @@
-"""lutnb.native (numba) equals the torch reference bit for bit: indices and integer accumulators."""
+"""lutnb.native equals the torch reference bit for bit: indices and integer accumulators.
+
+Every test runs twice: with the compiled C kernel (lutnb.ckernel, used where it applies: INT8 tables, v <= 4
+or Chebyshev) and with LUTNB_CKERNEL=0 (numba kernels only)."""
 import math
 
 import numpy as np
@@ -10,6 +13,15 @@ pytest.importorskip("numba")
 from lutnb import engine, native, quant  # noqa: E402
 from lutnb.distances import METRICS, _broadcast_distance, encode  # noqa: E402
 from lutnb.export import random_layer  # noqa: E402
+
+
+@pytest.fixture(params=["compiled", "numba"], autouse=True)
+def kernel(request, monkeypatch):
+    if request.param == "numba":
+        monkeypatch.setenv("LUTNB_CKERNEL", "0")
+    else:
+        monkeypatch.delenv("LUTNB_CKERNEL", raising=False)
+    return request.param
 
 
 @pytest.fixture

@@ -1,0 +1,372 @@
+/* lutnb C kernel: fused nearest-centroid encode + integer look-up-accumulate (the CCM and the IMM).
+ *
+ * Built at first use by lutnb/ckernel.py (cc -O3 -march=native -ffp-contract=off) and called via ctypes;
+ * ctypes drops the GIL, so Python threads run disjoint row ranges in parallel.
+ *
+ * Exactness (tested against the torch reference in tests/test_ckernel.py):
+ *   - distances use the same float32 operations in the same order as the torch path for v <= 4
+ *     (L2: running sum of (x-c)^2, L1: running sum of |x-c|, Chebyshev: running max with NaN propagation),
+ *     no FMA contraction; the argmin keeps the lowest index on ties and takes the first NaN (torch.argmin).
+ *   - look-ups add int8 table entries into int32 accumulators (wrap mod 2^32; the caller wraps to acc_bits).
+ *
+ * Fast path (AVX-512 VBMI + VNNI, the MADDNESS idea taken one step further): the codes of 4 sub-spaces of a
+ * row are packed into one 32-bit word, byte q = 16*q + code (c <= 16). One 64-byte register holds the int8
+ * tables of those 4 sub-spaces for one output column, so one vpermb looks up 64 entries (16 rows x 4
+ * sub-spaces) and one vpdpbusd adds each row's 4 entries into its int32 accumulator.
+ * Portable path (-DLUTNB_PORTABLE or no AVX-512): plain loops, same results.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(LUTNB_PORTABLE) && defined(__AVX512F__) && defined(__AVX512BW__)
+#define LUTNB_SIMD_ENCODE 1
+#include <immintrin.h>
+#if defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
+#define LUTNB_SIMD_LOOKUP 1
+#endif
+#endif
+
+#define RB 64 /* rows per block */
+
+int lutnb_simd_level(void) {
+#if defined(LUTNB_SIMD_LOOKUP)
+    return 2;
+#elif defined(LUTNB_SIMD_ENCODE)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int lutnb_row_block(void) { return RB; }
+
+/* gather the block's sub-vectors of sub-space s as X[k*RB + l] (zero beyond K and beyond mb);
+ * returns 1 when all gathered values are finite */
+__attribute__((unused)) static int gather(const float *rows, int64_t K, int64_t m0, int mb, int64_t s, int64_t v, float *X) {
+    int finite = 1;
+    int64_t base = s * v;
+    for (int64_t k = 0; k < v; k++) {
+        int64_t col = base + k;
+        float *xk = X + k * RB;
+        if (col < K) {
+            const float *p = rows + m0 * K + col;
+            for (int l = 0; l < mb; l++) {
+                float x = p[(int64_t)l * K];
+                xk[l] = x;
+                finite &= (fabsf(x) <= FLT_MAX);
+            }
+        } else {
+            for (int l = 0; l < mb; l++) xk[l] = 0.0f;
+        }
+        for (int l = mb; l < RB; l++) xk[l] = 0.0f;
+    }
+    return finite;
+}
+
+/* scalar encode of one row's sub-vector x (v values) against centroids cs (c x v) */
+static int32_t encode_one(const float *x, const float *cs, int64_t c, int64_t v, int metric) {
+    float best = INFINITY;
+    int32_t bi = -1;
+    for (int64_t j = 0; j < c; j++) {
+        const float *cj = cs + j * v;
+        float d;
+        if (metric == 0) {
+            float e = x[0] - cj[0];
+            d = e * e;
+            for (int64_t k = 1; k < v; k++) { e = x[k] - cj[k]; d = d + e * e; }
+        } else if (metric == 1) {
+            d = fabsf(x[0] - cj[0]);
+            for (int64_t k = 1; k < v; k++) d = d + fabsf(x[k] - cj[k]);
+        } else {
+            d = fabsf(x[0] - cj[0]);
+            for (int64_t k = 1; k < v; k++) {
+                float a = fabsf(x[k] - cj[k]);
+                if ((a > d) | (a != a)) d = a;
+            }
+        }
+        if ((d < best) | ((d != d) & (best == best))) { best = d; bi = (int32_t)j; }
+    }
+    return bi < 0 ? 0 : bi;
+}
+
+__attribute__((unused)) static void encode_block_scalar(const float *X, int mb, const float *cs, int64_t c, int64_t v, int metric,
+                                int32_t *BI) {
+    float x[64];
+    for (int l = 0; l < mb; l++) {
+        for (int64_t k = 0; k < v; k++) x[k] = X[k * RB + l];
+        BI[l] = encode_one(x, cs, c, v, metric);
+    }
+}
+
+#ifdef LUTNB_SIMD_ENCODE
+static inline __attribute__((always_inline)) void encode_block_simd_v(
+    const float *X, int mb, const float *cs, int64_t c, const int64_t v, int metric, int finite, int32_t *BI) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int r = 0; r * 16 < mb; r++) {
+        __m512 x[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        if (v <= 4)
+            for (int64_t k = 0; k < v; k++) x[k] = _mm512_loadu_ps(X + k * RB + 16 * r);
+        __m512 best = _mm512_set1_ps(INFINITY);
+        __m512i bi = _mm512_set1_epi32(-1);
+        for (int64_t j = 0; j < c; j++) {
+            const float *cj = cs + j * v;
+            __m512 d;
+#define XK(k) (v <= 4 ? x[k] : _mm512_loadu_ps(X + (k) * RB + 16 * r))
+            __m512 e = _mm512_sub_ps(XK(0), _mm512_set1_ps(cj[0]));
+            if (metric == 0) {
+                d = _mm512_mul_ps(e, e);
+                for (int64_t k = 1; k < v; k++) {
+                    e = _mm512_sub_ps(XK(k), _mm512_set1_ps(cj[k]));
+                    d = _mm512_add_ps(d, _mm512_mul_ps(e, e));
+                }
+            } else if (metric == 1) {
+                d = _mm512_and_ps(e, absmask);
+                for (int64_t k = 1; k < v; k++) {
+                    e = _mm512_sub_ps(XK(k), _mm512_set1_ps(cj[k]));
+                    d = _mm512_add_ps(d, _mm512_and_ps(e, absmask));
+                }
+            } else {
+                d = _mm512_and_ps(e, absmask);
+                for (int64_t k = 1; k < v; k++) {
+                    __m512 a = _mm512_and_ps(_mm512_sub_ps(XK(k), _mm512_set1_ps(cj[k])), absmask);
+                    if (finite) {  /* no NaN possible: max(a, d) is "a if a > d else d" */
+                        d = _mm512_max_ps(a, d);
+                    } else {
+                        __mmask16 m = _mm512_cmp_ps_mask(a, d, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+                        d = _mm512_mask_blend_ps(m, d, a);
+                    }
+                }
+            }
+#undef XK
+            __mmask16 take = _mm512_cmp_ps_mask(d, best, _CMP_LT_OQ);
+            if (!finite)
+                take |= _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(best, best, _CMP_ORD_Q);
+            best = _mm512_mask_blend_ps(take, best, d);
+            bi = _mm512_mask_blend_epi32(take, bi, _mm512_set1_epi32((int)j));
+        }
+        bi = _mm512_max_epi32(bi, _mm512_setzero_si512());
+        _mm512_storeu_si512((void *)(BI + 16 * r), bi);
+    }
+}
+#endif
+
+/* codes of sub-space s for the block: BI[0..mb) */
+static void encode_block(const float *X, int mb, const float *cs, int64_t c, int64_t v, int metric, int finite,
+                         int32_t *BI) {
+#ifdef LUTNB_SIMD_ENCODE
+    switch (v) {  /* constant v: x stays in registers across the centroids */
+    case 1: encode_block_simd_v(X, mb, cs, c, 1, metric, finite, BI); return;
+    case 2: encode_block_simd_v(X, mb, cs, c, 2, metric, finite, BI); return;
+    case 3: encode_block_simd_v(X, mb, cs, c, 3, metric, finite, BI); return;
+    case 4: encode_block_simd_v(X, mb, cs, c, 4, metric, finite, BI); return;
+    default: encode_block_simd_v(X, mb, cs, c, v, metric, finite, BI); return;
+    }
+#else
+    (void)finite;
+    encode_block_scalar(X, mb, cs, c, v, metric, BI);
+#endif
+}
+
+#ifdef LUTNB_SIMD_ENCODE
+/* in-register transpose of a 16 x 16 float tile */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            t[8 * h + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0x88);
+            t[8 * h + 4 + i] = _mm512_shuffle_f32x4(r[8 * h + i], r[8 * h + 4 + i], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    }
+}
+#endif
+
+/* Codes of every sub-space for rows m0..m0+mb (mb <= RB): BI[s * RB + l]; rows l >= mb get code 0.
+ * XT: scratch of 16 * v * RB floats. */
+static void encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, const float *cb, int64_t S,
+                              int64_t c, int64_t v, int metric, int cb_finite, float *XT, int32_t *BI) {
+#ifdef LUTNB_SIMD_ENCODE
+    /* chunks of 16 sub-spaces = 16*v columns: transpose 16x16 tiles of the block into XT[col * RB + l] */
+    const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    int64_t CW = 16 * v;
+    for (int64_t col0 = 0, s0 = 0; s0 < S; col0 += CW, s0 += 16) {
+        __mmask16 fin = 0xffff;
+        for (int64_t t = 0; t < v; t++) {
+            int64_t cb0 = col0 + 16 * t;
+            int64_t nvalid = K - cb0;
+            __mmask16 cm = nvalid >= 16 ? (__mmask16)0xffff : (nvalid <= 0 ? 0 : (__mmask16)((1u << nvalid) - 1));
+            for (int r = 0; r * 16 < RB; r++) {
+                __m512 x[16];
+                for (int i = 0; i < 16; i++) {
+                    int l = 16 * r + i;
+                    if (l < mb && cm) {
+                        x[i] = _mm512_maskz_loadu_ps(cm, rows + (m0 + l) * K + cb0);
+                        fin &= _mm512_cmp_ps_mask(_mm512_and_ps(x[i], absmask), fmax, _CMP_LE_OQ);
+                    } else {
+                        x[i] = _mm512_setzero_ps();
+                    }
+                }
+                transpose16(x);
+                for (int j = 0; j < 16; j++) _mm512_storeu_ps(XT + (16 * t + j) * RB + 16 * r, x[j]);
+            }
+        }
+        int finite = (fin == 0xffff) & cb_finite;
+        for (int64_t s = s0; s < S && s < s0 + 16; s++)
+            encode_block(XT + (s - s0) * v * RB, mb, cb + s * c * v, c, v, metric, finite, BI + s * RB);
+    }
+#else
+    for (int64_t s = 0; s < S; s++) {
+        int finite = gather(rows, K, m0, mb, s, v, XT) & cb_finite;
+        encode_block(XT, mb, cb + s * c * v, c, v, metric, finite, BI + s * RB);
+    }
+#endif
+    for (int64_t s = 0; s < S; s++)
+        for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
+}
+
+/* Encode rows [m_begin, m_end): idx (M, S) int64. Returns 0, or -1 when out of memory. */
+int lutnb_encode(const float *rows, int64_t K, const float *cb, int64_t S, int64_t c, int64_t v, int metric,
+                 int cb_finite, int64_t m_begin, int64_t m_end, int64_t *idx) {
+    if (v > 64) return -2;
+    float *X = (float *)malloc(sizeof(float) * (size_t)(16 * v) * RB);
+    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)S * RB);
+    if (!X || !BI) { free(X); free(BI); return -1; }
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
+        for (int l = 0; l < mb; l++)
+            for (int64_t s = 0; s < S; s++) idx[(m0 + l) * S + s] = BI[s * RB + l];
+    }
+    free(X);
+    free(BI);
+    return 0;
+}
+
+/* out[l, n] = wrap(A[n, l]) as int64, or, when y is given, y[l, n] = float(wrap(A)) * scale[n] (+ bias[n]):
+ * float32 operations in the order of lutnb.quant.dequantize, so the result is bit-identical to it */
+static void store_acc(const int32_t *A, int64_t stride_n, int64_t stride_l, int mb, int64_t N, int wrap_bits,
+                      int64_t *out, const float *scale, const float *bias, float *y) {
+    if (y) {
+        int64_t half = wrap_bits > 0 && wrap_bits < 32 ? (int64_t)1 << (wrap_bits - 1) : 0;
+        int64_t mask = wrap_bits > 0 && wrap_bits < 32 ? ((int64_t)1 << wrap_bits) - 1 : -1;
+        for (int l = 0; l < mb; l++)
+            for (int64_t n = 0; n < N; n++) {
+                int64_t a = A[n * stride_n + l * stride_l];
+                if (mask != -1) a = ((a + half) & mask) - half;
+                float f = (float)a * scale[n];
+                y[l * N + n] = bias ? f + bias[n] : f;
+            }
+        return;
+    }
+    if (wrap_bits > 0 && wrap_bits < 32) {
+        int64_t half = (int64_t)1 << (wrap_bits - 1), mask = ((int64_t)1 << wrap_bits) - 1;
+        for (int l = 0; l < mb; l++)
+            for (int64_t n = 0; n < N; n++)
+                out[l * N + n] = ((((int64_t)A[n * stride_n + l * stride_l]) + half) & mask) - half;
+    } else {
+        for (int l = 0; l < mb; l++)
+            for (int64_t n = 0; n < N; n++) out[l * N + n] = A[n * stride_n + l * stride_l];
+    }
+}
+
+/* Fused encode + look-up for rows [m_begin, m_end).
+ *   tq8  (S, c, N) int8 tables (portable look-up);
+ *   t4   (G, N4, 64) int8: sub-spaces 4g..4g+3 of column n, 16 entries each, zero padded (G = ceil(S/4),
+ *        N4 = N rounded up to 4); used by the AVX-512 look-up, may be NULL when lutnb_simd_level() < 2;
+ *   idx  (M, S) int64 or NULL; out (M, N) int64 (wrapped to wrap_bits when 0 < wrap_bits < 32), or NULL
+ *        when y (M, N) float32 is given: y = float(out) * scale (+ bias when bias is not NULL).
+ * c <= 16 for the AVX-512 look-up (the caller checks). Returns 0, -1 out of memory. */
+int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_t c, int64_t v, int metric,
+                int cb_finite, const int8_t *tq8, const int8_t *t4, int64_t N, int wrap_bits, int64_t m_begin,
+                int64_t m_end, int64_t *idx, int64_t *out, const float *scale, const float *bias, float *y) {
+    if (v > 64) return -2;
+    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+    float *X = (float *)malloc(sizeof(float) * (size_t)(16 * v) * RB);
+    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
+    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
+    if (!X || !BI || !A) { free(X); free(BI); free(A); return -1; }
+#ifdef LUTNB_SIMD_LOOKUP
+    int simd = (t4 != NULL) && c <= 16;
+    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
+    if (!codes) { free(X); free(BI); free(A); return -1; }
+#endif
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
+        if (idx)
+            for (int l = 0; l < mb; l++)
+                for (int64_t s = 0; s < S; s++) idx[(m0 + l) * S + s] = BI[s * RB + l];
+#ifdef LUTNB_SIMD_LOOKUP
+        if (simd) {
+            for (int64_t s = S; s < G * 4; s++)
+                for (int l = 0; l < RB; l++) BI[s * RB + l] = 0;
+            for (int64_t g = 0; g < G; g++) {
+                const int32_t *b = BI + g * 4 * RB;
+                uint32_t *cg = codes + g * RB;
+                for (int l = 0; l < RB; l++)
+                    cg[l] = (uint32_t)b[l] | ((uint32_t)(b[RB + l] + 16) << 8) |
+                            ((uint32_t)(b[2 * RB + l] + 32) << 16) | ((uint32_t)(b[3 * RB + l] + 48) << 24);
+            }
+            const __m512i ones = _mm512_set1_epi8(1);
+            for (int64_t n0 = 0; n0 < N4; n0 += 4) {
+                __m512i acc[4][4];
+                for (int q = 0; q < 4; q++)
+                    for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
+                for (int64_t g = 0; g < G; g++) {
+                    const uint32_t *cg = codes + g * RB;
+                    __m512i i0 = _mm512_load_si512((const void *)(cg + 0));
+                    __m512i i1 = _mm512_load_si512((const void *)(cg + 16));
+                    __m512i i2 = _mm512_load_si512((const void *)(cg + 32));
+                    __m512i i3 = _mm512_load_si512((const void *)(cg + 48));
+                    const int8_t *tg = t4 + (g * N4 + n0) * 64;
+                    for (int q = 0; q < 4; q++) {
+                        __m512i t = _mm512_loadu_si512((const void *)(tg + 64 * q));
+                        acc[q][0] = _mm512_dpbusd_epi32(acc[q][0], ones, _mm512_permutexvar_epi8(i0, t));
+                        acc[q][1] = _mm512_dpbusd_epi32(acc[q][1], ones, _mm512_permutexvar_epi8(i1, t));
+                        acc[q][2] = _mm512_dpbusd_epi32(acc[q][2], ones, _mm512_permutexvar_epi8(i2, t));
+                        acc[q][3] = _mm512_dpbusd_epi32(acc[q][3], ones, _mm512_permutexvar_epi8(i3, t));
+                    }
+                }
+                for (int q = 0; q < 4; q++)
+                    for (int r = 0; r < 4; r++)
+                        _mm512_storeu_si512((void *)(A + (n0 + q) * RB + 16 * r), acc[q][r]);
+            }
+            store_acc(A, RB, 1, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+            continue;
+        }
+#endif
+        (void)t4;
+        /* portable look-up: A[l * N + n] += tq8[s, code, n] */
+        memset(A, 0, sizeof(int32_t) * (size_t)N * RB);
+        for (int64_t s = 0; s < S; s++)
+            for (int l = 0; l < mb; l++) {
+                const int8_t *t = tq8 + (s * c + BI[s * RB + l]) * N;
+                int32_t *a = A + (int64_t)l * N;
+                for (int64_t n = 0; n < N; n++) a[n] += t[n];
+            }
+        store_acc(A, 1, N, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+    }
+    free(X);
+    free(BI);
+    free(A);
+#ifdef LUTNB_SIMD_LOOKUP
+    free(codes);
+#endif
+    return 0;
+}

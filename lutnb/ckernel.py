@@ -110,6 +110,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_encode.argtypes = [p, i64, p, i64, i64, i64, i32, i32, i64, i64, p]
     lib.lutnb_fused.restype = i32
     lib.lutnb_fused.argtypes = [p, i64, p, i64, i64, i64, i32, i32, p, p, i64, i32, i64, i64, p, p, p, p, p]
+    lib.lutnb_lookup.restype = i32
+    lib.lutnb_lookup.argtypes = [p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p]
+    lib.lutnb_table_sum_f32.restype = None
+    lib.lutnb_table_sum_f32.argtypes = [p, p, i64, i64, i64, p, i64, i64, p]
+    lib.lutnb_table_scatter_f32.restype = None
+    lib.lutnb_table_scatter_f32.argtypes = [p, p, i64, i64, i64, i64, i64, i64, p]
     return lib
 
 
@@ -163,10 +169,10 @@ def _ptr(a: np.ndarray | None):
     return None if a is None else a.ctypes.data
 
 
-def _parallel(M: int, fn) -> None:
-    """fn(m_begin, m_end) over row ranges, on up to torch.get_num_threads() threads (ctypes drops the GIL)."""
+def _parallel(M: int, fn, rb: int = 64) -> None:
+    """fn(begin, end) over ranges of M items (multiples of rb), on up to torch.get_num_threads() threads
+    (ctypes drops the GIL); a nonzero return value is an allocation failure."""
     global _pool, _pool_size
-    rb = 64
     nthreads = max(1, min(torch.get_num_threads(), -(-M // rb)))
     if nthreads == 1:
         rc = fn(0, M)
@@ -221,14 +227,7 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_b
     if t4 is None and simd_level(lib) >= 2 and c <= 16:
         t4 = pack_t4(tq8)
     idx = np.empty((M, S), np.int64) if need_idx else None
-    if scale is not None:
-        scale = np.ascontiguousarray(scale, np.float32)
-        bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
-        if scale.shape != (N,) or (bias is not None and bias.shape != (N,)):
-            raise ValueError(f"scale and bias must have shape ({N},)")
-        out, y = None, np.empty((M, N), np.float32)
-    else:
-        out, y = np.empty((M, N), np.int64), None
+    out, y, scale, bias = _out_args(M, N, scale, bias)
     if M and S and N:
         finite = int(np.isfinite(cb).all())
         _parallel(M, lambda a, b: lib.lutnb_fused(_ptr(rows), K, _ptr(cb), S, c, v, METRIC_CODES[metric], finite,
@@ -244,5 +243,73 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_b
     return idx, (out if y is None else y)
 
 
-__all__ = ["available", "build", "can_encode", "encode", "enabled", "fused", "load", "pack_t4", "simd_level",
-           "unavailable_reason"]
+def _out_args(M: int, N: int, scale, bias):
+    if scale is not None:
+        scale = np.ascontiguousarray(scale, np.float32)
+        bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        if scale.shape != (N,) or (bias is not None and bias.shape != (N,)):
+            raise ValueError(f"scale and bias must have shape ({N},)")
+        return None, np.empty((M, N), np.float32), scale, bias
+    return np.empty((M, N), np.int64), None, None, None
+
+
+def lookup(idx: np.ndarray, tq8: np.ndarray, wrap_bits: int, t4: np.ndarray | None = None,
+           scale: np.ndarray | None = None, bias: np.ndarray | None = None, lib: ctypes.CDLL | None = None,
+           ) -> np.ndarray:
+    """The look-up half of `fused` for given codes idx (M, S) in [0, c): acc (M, N) int64, or the dequantized
+    float32 output with ``scale`` (and ``bias``)."""
+    lib = lib or load()
+    idx = np.ascontiguousarray(idx, np.int64)
+    tq8 = np.ascontiguousarray(tq8, np.int8)
+    S, c, N = tq8.shape
+    M = idx.shape[0]
+    if idx.ndim != 2 or idx.shape[1] != S:
+        raise ValueError(f"idx must be (M, S={S}); got {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= c):
+        raise IndexError(f"indices must be in [0, {c})")
+    if t4 is None and simd_level(lib) >= 2 and c <= 16:
+        t4 = pack_t4(tq8)
+    out, y, scale, bias = _out_args(M, N, scale, bias)
+    res = out if y is None else y
+    if M and N and S:
+        _parallel(M, lambda a, b: lib.lutnb_lookup(_ptr(idx), S, c, _ptr(tq8), _ptr(t4), N, wrap_bits, a, b,
+                                                   _ptr(out), _ptr(scale), _ptr(bias), _ptr(y)))
+    else:
+        res[:] = 0
+        if y is not None and bias is not None:
+            y[:] = bias
+    return res
+
+
+def table_sum(idx: torch.Tensor, tables: torch.Tensor, bias: torch.Tensor | None = None,
+              lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """y (M, N) float32 = sum_s tables[s, idx[:, s]] (+ bias), summed over s in order (float look-up)."""
+    lib = lib or load()
+    idx = idx.to(torch.int64).contiguous()
+    T = tables.detach().float().contiguous()
+    S, c, N = T.shape
+    M = idx.shape[0]
+    y = torch.empty(M, N, dtype=torch.float32)
+    b = None if bias is None else bias.detach().float().contiguous()
+    if M and N:
+        _parallel(M, lambda a, e: lib.lutnb_table_sum_f32(idx.data_ptr(), T.data_ptr(), S, c, N,
+                                                          None if b is None else b.data_ptr(), a, e, y.data_ptr()))
+    return y
+
+
+def table_scatter(idx: torch.Tensor, dy: torch.Tensor, S: int, c: int, lib: ctypes.CDLL | None = None,
+                  ) -> torch.Tensor:
+    """Gradient of `table_sum` w.r.t. the tables: G (S, c, N), G[s, j] = sum of dy[m] over idx[m, s] == j."""
+    lib = lib or load()
+    idx = idx.to(torch.int64).contiguous()
+    dy = dy.detach().float().contiguous()
+    M, N = dy.shape
+    G = torch.zeros(S, c, N, dtype=torch.float32)
+    if M and N and S:
+        _parallel(S, lambda a, e: lib.lutnb_table_scatter_f32(idx.data_ptr(), dy.data_ptr(), M, S, c, N, a, e,
+                                                              G.data_ptr()), rb=1)
+    return G
+
+
+__all__ = ["available", "build", "can_encode", "encode", "enabled", "fused", "load", "lookup", "pack_t4",
+           "simd_level", "table_scatter", "table_sum", "unavailable_reason"]

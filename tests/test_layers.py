@@ -218,3 +218,48 @@ def test_gather_rows_gradient_matches_autograd_indexing():
     table.grad = None
     (table[idx] * w).sum().backward()
     torch.testing.assert_close(got, table.grad)
+
+
+def test_im2col_strided_equals_unfold():
+    """The no-grad im2col (one strided copy) equals the autograd one (F.unfold + permute) for both layouts."""
+    import random
+
+    from lutnb.layers import im2col
+
+    rnd = random.Random(0)
+    checked = 0
+    while checked < 60:
+        B, C, H, W = rnd.randint(1, 3), rnd.randint(1, 5), rnd.randint(1, 9), rnd.randint(1, 9)
+        k = (rnd.randint(1, 3), rnd.randint(1, 3))
+        s, p, d = (rnd.randint(1, 3), rnd.randint(1, 3)), (rnd.randint(0, 2), rnd.randint(0, 2)), (rnd.randint(1, 2),
+                                                                                                   rnd.randint(1, 2))
+        if H + 2 * p[0] - d[0] * (k[0] - 1) - 1 < 0 or W + 2 * p[1] - d[1] * (k[1] - 1) - 1 < 0:
+            continue
+        x = torch.randn(B, C, H, W)
+        for layout in ("channel", "patch"):
+            fast = im2col(x, k, s, p, d, layout)
+            slow = im2col(x.clone().requires_grad_(True), k, s, p, d, layout).detach()
+            assert torch.equal(fast, slow)
+        checked += 1
+
+
+def test_two_sided_mse_and_straight_through_match_their_definitions():
+    from lutnb.layers import _StraightThrough, two_sided_mse
+
+    g = torch.Generator().manual_seed(0)
+    a0, b0 = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
+    a1, b1 = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    a2, b2 = a0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+    ref = F.mse_loss(a1.detach(), b1) + F.mse_loss(a1, b1.detach())
+    ref.backward()
+    got = two_sided_mse(a2, b2)
+    got.backward()
+    assert torch.allclose(got, ref) and torch.allclose(a2.grad, a1.grad) and torch.allclose(b2.grad, b1.grad)
+    # straight-through: the forward value is the target exactly, the gradient reaches y_exact unchanged
+    y_exact = torch.randn(3, 4, generator=g, requires_grad=True)
+    target = torch.randn(3, 4, generator=g)
+    out = _StraightThrough.apply(y_exact, target)
+    assert torch.equal(out, target)
+    w = torch.randn(3, 4, generator=g)
+    (out * w).sum().backward()
+    assert torch.equal(y_exact.grad, w)

@@ -285,6 +285,65 @@ static void store_acc(const int32_t *A, int64_t stride_n, int64_t stride_l, int 
     }
 }
 
+/* Look-up-accumulate of one row block from its codes BI[s * RB + l] (rows l >= mb hold code 0; BI has room
+ * for ceil(S/4)*4 sub-spaces), then store (see store_acc). A: N4 * RB int32 scratch; codes: G * RB uint32,
+ * 64-byte aligned. */
+static void lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t *tq8, const int8_t *t4, int64_t N,
+                         int wrap_bits, int64_t m0, int64_t *out, const float *scale, const float *bias, float *y,
+                         int32_t *A, uint32_t *codes) {
+    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+#ifdef LUTNB_SIMD_LOOKUP
+    if (t4 != NULL && c <= 16) {
+        for (int64_t s = S; s < G * 4; s++)
+            for (int l = 0; l < RB; l++) BI[s * RB + l] = 0;
+        for (int64_t g = 0; g < G; g++) {
+            const int32_t *b = BI + g * 4 * RB;
+            uint32_t *cg = codes + g * RB;
+            for (int l = 0; l < RB; l++)
+                cg[l] = (uint32_t)b[l] | ((uint32_t)(b[RB + l] + 16) << 8) |
+                        ((uint32_t)(b[2 * RB + l] + 32) << 16) | ((uint32_t)(b[3 * RB + l] + 48) << 24);
+        }
+        const __m512i ones = _mm512_set1_epi8(1);
+        for (int64_t n0 = 0; n0 < N4; n0 += 4) {
+            __m512i acc[4][4];
+            for (int q = 0; q < 4; q++)
+                for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
+            for (int64_t g = 0; g < G; g++) {
+                const uint32_t *cg = codes + g * RB;
+                __m512i i0 = _mm512_load_si512((const void *)(cg + 0));
+                __m512i i1 = _mm512_load_si512((const void *)(cg + 16));
+                __m512i i2 = _mm512_load_si512((const void *)(cg + 32));
+                __m512i i3 = _mm512_load_si512((const void *)(cg + 48));
+                const int8_t *tg = t4 + (g * N4 + n0) * 64;
+                for (int q = 0; q < 4; q++) {
+                    __m512i t = _mm512_loadu_si512((const void *)(tg + 64 * q));
+                    acc[q][0] = _mm512_dpbusd_epi32(acc[q][0], ones, _mm512_permutexvar_epi8(i0, t));
+                    acc[q][1] = _mm512_dpbusd_epi32(acc[q][1], ones, _mm512_permutexvar_epi8(i1, t));
+                    acc[q][2] = _mm512_dpbusd_epi32(acc[q][2], ones, _mm512_permutexvar_epi8(i2, t));
+                    acc[q][3] = _mm512_dpbusd_epi32(acc[q][3], ones, _mm512_permutexvar_epi8(i3, t));
+                }
+            }
+            for (int q = 0; q < 4; q++)
+                for (int r = 0; r < 4; r++)
+                    _mm512_storeu_si512((void *)(A + (n0 + q) * RB + 16 * r), acc[q][r]);
+        }
+        store_acc(A, RB, 1, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+        return;
+    }
+#else
+    (void)t4; (void)codes; (void)N4; (void)G;
+#endif
+    /* portable look-up: A[l * N + n] += tq8[s, code, n] */
+    memset(A, 0, sizeof(int32_t) * (size_t)N * RB);
+    for (int64_t s = 0; s < S; s++)
+        for (int l = 0; l < mb; l++) {
+            const int8_t *t = tq8 + (s * c + BI[s * RB + l]) * N;
+            int32_t *a = A + (int64_t)l * N;
+            for (int64_t n = 0; n < N; n++) a[n] += t[n];
+        }
+    store_acc(A, 1, N, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+}
+
 /* Fused encode + look-up for rows [m_begin, m_end).
  *   tq8  (S, c, N) int8 tables (portable look-up);
  *   t4   (G, N4, 64) int8: sub-spaces 4g..4g+3 of column n, 16 entries each, zero padded (G = ceil(S/4),
@@ -301,72 +360,152 @@ int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_
     int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
     int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
     if (!X || !BI || !A) { free(X); free(BI); free(A); return -1; }
-#ifdef LUTNB_SIMD_LOOKUP
-    int simd = (t4 != NULL) && c <= 16;
     uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
     if (!codes) { free(X); free(BI); free(A); return -1; }
-#endif
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
         if (idx)
             for (int l = 0; l < mb; l++)
                 for (int64_t s = 0; s < S; s++) idx[(m0 + l) * S + s] = BI[s * RB + l];
-#ifdef LUTNB_SIMD_LOOKUP
-        if (simd) {
-            for (int64_t s = S; s < G * 4; s++)
-                for (int l = 0; l < RB; l++) BI[s * RB + l] = 0;
-            for (int64_t g = 0; g < G; g++) {
-                const int32_t *b = BI + g * 4 * RB;
-                uint32_t *cg = codes + g * RB;
-                for (int l = 0; l < RB; l++)
-                    cg[l] = (uint32_t)b[l] | ((uint32_t)(b[RB + l] + 16) << 8) |
-                            ((uint32_t)(b[2 * RB + l] + 32) << 16) | ((uint32_t)(b[3 * RB + l] + 48) << 24);
-            }
-            const __m512i ones = _mm512_set1_epi8(1);
-            for (int64_t n0 = 0; n0 < N4; n0 += 4) {
-                __m512i acc[4][4];
-                for (int q = 0; q < 4; q++)
-                    for (int r = 0; r < 4; r++) acc[q][r] = _mm512_setzero_si512();
-                for (int64_t g = 0; g < G; g++) {
-                    const uint32_t *cg = codes + g * RB;
-                    __m512i i0 = _mm512_load_si512((const void *)(cg + 0));
-                    __m512i i1 = _mm512_load_si512((const void *)(cg + 16));
-                    __m512i i2 = _mm512_load_si512((const void *)(cg + 32));
-                    __m512i i3 = _mm512_load_si512((const void *)(cg + 48));
-                    const int8_t *tg = t4 + (g * N4 + n0) * 64;
-                    for (int q = 0; q < 4; q++) {
-                        __m512i t = _mm512_loadu_si512((const void *)(tg + 64 * q));
-                        acc[q][0] = _mm512_dpbusd_epi32(acc[q][0], ones, _mm512_permutexvar_epi8(i0, t));
-                        acc[q][1] = _mm512_dpbusd_epi32(acc[q][1], ones, _mm512_permutexvar_epi8(i1, t));
-                        acc[q][2] = _mm512_dpbusd_epi32(acc[q][2], ones, _mm512_permutexvar_epi8(i2, t));
-                        acc[q][3] = _mm512_dpbusd_epi32(acc[q][3], ones, _mm512_permutexvar_epi8(i3, t));
-                    }
-                }
-                for (int q = 0; q < 4; q++)
-                    for (int r = 0; r < 4; r++)
-                        _mm512_storeu_si512((void *)(A + (n0 + q) * RB + 16 * r), acc[q][r]);
-            }
-            store_acc(A, RB, 1, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
-            continue;
-        }
-#endif
-        (void)t4;
-        /* portable look-up: A[l * N + n] += tq8[s, code, n] */
-        memset(A, 0, sizeof(int32_t) * (size_t)N * RB);
-        for (int64_t s = 0; s < S; s++)
-            for (int l = 0; l < mb; l++) {
-                const int8_t *t = tq8 + (s * c + BI[s * RB + l]) * N;
-                int32_t *a = A + (int64_t)l * N;
-                for (int64_t n = 0; n < N; n++) a[n] += t[n];
-            }
-        store_acc(A, 1, N, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
     }
     free(X);
     free(BI);
     free(A);
-#ifdef LUTNB_SIMD_LOOKUP
     free(codes);
-#endif
     return 0;
+}
+
+/* Look-up only, from given codes idx (M, S) int64 in [0, c): the same outputs as lutnb_fused. */
+int lutnb_lookup(const int64_t *idx, int64_t S, int64_t c, const int8_t *tq8, const int8_t *t4, int64_t N,
+                 int wrap_bits, int64_t m_begin, int64_t m_end, int64_t *out, const float *scale, const float *bias,
+                 float *y) {
+    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
+    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
+    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
+    if (!BI || !A || !codes) { free(BI); free(A); free(codes); return -1; }
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        for (int64_t s = 0; s < S; s++) {
+            for (int l = 0; l < mb; l++) BI[s * RB + l] = (int32_t)idx[(m0 + l) * S + s];
+            for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
+        }
+        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
+    }
+    free(BI);
+    free(A);
+    free(codes);
+    return 0;
+}
+
+/* Float table sum (the differentiable look-up of training): y[m, :] = sum_s T[s, idx[m, s], :] (+ bias),
+ * summed over s in ascending order; rows [m_begin, m_end). Columns in chunks of 64 held in registers. */
+void lutnb_table_sum_f32(const int64_t *idx, const float *T, int64_t S, int64_t c, int64_t N, const float *bias,
+                         int64_t m_begin, int64_t m_end, float *y) {
+    for (int64_t n0 = 0; n0 < N; n0 += 64) {
+        int64_t nb = N - n0 < 64 ? N - n0 : 64;
+#ifdef LUTNB_SIMD_ENCODE
+        __mmask16 mk[4];
+        for (int q = 0; q < 4; q++) {
+            int64_t r = nb - 16 * q;
+            mk[q] = r >= 16 ? (__mmask16)0xffff : (r <= 0 ? 0 : (__mmask16)((1u << r) - 1));
+        }
+        for (int64_t m = m_begin; m < m_end; m++) {
+            const int64_t *im = idx + m * S;
+            float *ym = y + m * N + n0;
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            if (nb == 64) {
+                for (int64_t s = 0; s < S; s++) {
+                    const float *t = T + (s * c + im[s]) * N + n0;
+                    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(t));
+                    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(t + 16));
+                    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(t + 32));
+                    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(t + 48));
+                }
+            } else {
+                for (int64_t s = 0; s < S; s++) {
+                    const float *t = T + (s * c + im[s]) * N + n0;
+                    a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(mk[0], t));
+                    a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(mk[1], t + 16));
+                    a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(mk[2], t + 32));
+                    a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(mk[3], t + 48));
+                }
+            }
+            if (bias) {
+                a0 = _mm512_add_ps(a0, _mm512_maskz_loadu_ps(mk[0], bias + n0));
+                a1 = _mm512_add_ps(a1, _mm512_maskz_loadu_ps(mk[1], bias + n0 + 16));
+                a2 = _mm512_add_ps(a2, _mm512_maskz_loadu_ps(mk[2], bias + n0 + 32));
+                a3 = _mm512_add_ps(a3, _mm512_maskz_loadu_ps(mk[3], bias + n0 + 48));
+            }
+            _mm512_mask_storeu_ps(ym, mk[0], a0);
+            _mm512_mask_storeu_ps(ym + 16, mk[1], a1);
+            _mm512_mask_storeu_ps(ym + 32, mk[2], a2);
+            _mm512_mask_storeu_ps(ym + 48, mk[3], a3);
+        }
+#else
+        for (int64_t m = m_begin; m < m_end; m++) {
+            float acc[64];
+            const int64_t *im = idx + m * S;
+            for (int64_t n = 0; n < nb; n++) acc[n] = 0.0f;
+            for (int64_t s = 0; s < S; s++) {
+                const float *t = T + (s * c + im[s]) * N + n0;
+                for (int64_t n = 0; n < nb; n++) acc[n] += t[n];
+            }
+            if (bias)
+                for (int64_t n = 0; n < nb; n++) acc[n] += bias[n0 + n];
+            for (int64_t n = 0; n < nb; n++) y[m * N + n0 + n] = acc[n];
+        }
+#endif
+    }
+}
+
+/* Its gradient w.r.t. the tables: G[s, j, :] += sum over rows m with idx[m, s] == j of dy[m, :], for
+ * sub-spaces [s_begin, s_end) (threads own disjoint sub-spaces); G is zeroed by the caller. */
+void lutnb_table_scatter_f32(const int64_t *idx, const float *dy, int64_t M, int64_t S, int64_t c, int64_t N,
+                             int64_t s_begin, int64_t s_end, float *G) {
+    for (int64_t n0 = 0; n0 < N; n0 += 64) {
+        int64_t nb = N - n0 < 64 ? N - n0 : 64;
+#ifdef LUTNB_SIMD_ENCODE
+        __mmask16 mk[4];
+        for (int q = 0; q < 4; q++) {
+            int64_t r = nb - 16 * q;
+            mk[q] = r >= 16 ? (__mmask16)0xffff : (r <= 0 ? 0 : (__mmask16)((1u << r) - 1));
+        }
+        for (int64_t m = 0; m < M; m++) {
+            const float *d = dy + m * N + n0;
+            const int64_t *im = idx + m * S;
+            __m512 d0 = _mm512_maskz_loadu_ps(mk[0], d), d1 = _mm512_maskz_loadu_ps(mk[1], d + 16),
+                   d2 = _mm512_maskz_loadu_ps(mk[2], d + 32), d3 = _mm512_maskz_loadu_ps(mk[3], d + 48);
+            if (nb == 64) {
+                for (int64_t s = s_begin; s < s_end; s++) {
+                    float *g = G + (s * c + im[s]) * N + n0;
+                    _mm512_storeu_ps(g, _mm512_add_ps(_mm512_loadu_ps(g), d0));
+                    _mm512_storeu_ps(g + 16, _mm512_add_ps(_mm512_loadu_ps(g + 16), d1));
+                    _mm512_storeu_ps(g + 32, _mm512_add_ps(_mm512_loadu_ps(g + 32), d2));
+                    _mm512_storeu_ps(g + 48, _mm512_add_ps(_mm512_loadu_ps(g + 48), d3));
+                }
+                continue;
+            }
+            for (int64_t s = s_begin; s < s_end; s++) {
+                float *g = G + (s * c + im[s]) * N + n0;
+                _mm512_mask_storeu_ps(g, mk[0], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[0], g), d0));
+                _mm512_mask_storeu_ps(g + 16, mk[1], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[1], g + 16), d1));
+                _mm512_mask_storeu_ps(g + 32, mk[2], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[2], g + 32), d2));
+                _mm512_mask_storeu_ps(g + 48, mk[3], _mm512_add_ps(_mm512_maskz_loadu_ps(mk[3], g + 48), d3));
+            }
+        }
+#else
+        for (int64_t m = 0; m < M; m++) {
+            const float *d = dy + m * N + n0;
+            const int64_t *im = idx + m * S;
+            for (int64_t s = s_begin; s < s_end; s++) {
+                float *g = G + (s * c + im[s]) * N + n0;
+                for (int64_t n = 0; n < nb; n++) g[n] += d[n];
+            }
+        }
+#endif
+    }
 }

@@ -141,3 +141,50 @@ def test_wide_tables_use_numba_and_agree():
     x = torch.randn(33, 24)
     assert native.layer_output(layer, x, 32) is None
     assert torch.equal(engine.run_layer(layer, x, 32, impl="native"), engine.run_layer(layer, x, 32, impl="fast"))
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_lookup_table_sum_and_scatter_equal_torch(build):
+    lib = lib_for(build)
+    r = np.random.default_rng(5)
+    for _ in range(15):
+        S, c, N, M = (int(x) for x in (r.integers(1, 40), r.integers(2, 33), r.integers(1, 140), r.integers(0, 300)))
+        idx = r.integers(0, c, (M, S))
+        tq = r.integers(-127, 128, (S, c, N)).astype(np.int8)
+        ti = torch.from_numpy(idx)
+        want = quant.lookup_accumulate_reference(ti, torch.from_numpy(tq.astype(np.int64)), 12)
+        assert np.array_equal(ckernel.lookup(idx, tq, 12, lib=lib), want.numpy())
+        T, b, dy = torch.randn(S, c, N), torch.randn(N), torch.randn(M, N)
+        ref = T[torch.arange(S), ti].sum(1) + b if M else torch.zeros(0, N)
+        assert torch.allclose(ckernel.table_sum(ti, T, b, lib=lib), ref, atol=1e-4)
+        flat = (ti + torch.arange(S) * c).reshape(-1)
+        G = torch.zeros(S * c, N).index_add_(0, flat, dy.repeat_interleave(S, 0)).reshape(S, c, N)
+        assert torch.allclose(ckernel.table_scatter(ti, dy, S, c, lib=lib), G, atol=1e-4)
+    with pytest.raises(IndexError, match="indices must be in"):
+        ckernel.lookup(np.full((2, 3), 9), np.zeros((3, 4, 2), np.int8), 0, lib=lib)
+
+
+@pytest.mark.parametrize("metric", ["l2", "chebyshev"])
+def test_ste_training_step_same_with_and_without_compiled_kernel(metric, monkeypatch):
+    """The compiled table look-up in the STE path gives the torch path's outputs and gradients (to rounding)."""
+    import lutnb
+    from lutnb.layers import reconstruction_loss
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 5 * 5, 6))
+    x = torch.randn(4, 3, 5, 5)
+    lut = lutnb.convert(model, 4, 16, metric)
+    lutnb.calibrate(lut, [x], iters=3)
+    grads = []
+    for env in ("1", "0"):
+        monkeypatch.setenv("LUTNB_CKERNEL", env)
+        m = __import__("copy").deepcopy(lut)
+        lutnb.set_mode(m, "lut", backward="exact", track_recon=True)
+        out = m(x)
+        (out.square().mean() + reconstruction_loss(m)).backward()
+        grads.append((out.detach(), [p.grad.clone() for p in m.parameters()]))
+    (o1, g1), (o0, g0) = grads
+    assert torch.allclose(o1, o0, atol=1e-5)
+    for a, b in zip(g1, g0):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)

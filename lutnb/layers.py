@@ -19,6 +19,7 @@ With ``track_recon=True`` a layer keeps the two-sided reconstruction loss of its
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from typing import Iterator
 
@@ -148,10 +149,9 @@ class LUTLayer:
         self.last_indices: torch.Tensor | None = None
         self.keep_indices = False
         self._qcache = None
-        self._rows_buf = None
         self._warned = False
 
-    _TRANSIENT = ("recon_loss", "last_indices", "_qcache", "_rows_buf")
+    _TRANSIENT = ("recon_loss", "last_indices", "_qcache")
 
     def scratch_rows_of(self, x: torch.Tensor) -> torch.Tensor:
         return self.rows_of(x)
@@ -274,9 +274,14 @@ class LUTLayer:
                                             or self.codebooks.requires_grad)
         if mode == "quant" and not grad:
             return self._quant_rows(idx)
-        hard = self._hard_sub(sub, idx)
         if not grad:
-            return F.linear(hard.reshape(rows.shape[0], -1), Wp, b)
+            lib = _compiled_kernel(rows)
+            if lib is not None:  # sum_s T_s[idx_s]: M*S*N adds instead of a gather and an M*K*N GEMM
+                from . import ckernel
+
+                return ckernel.table_sum(idx, self.tables(), b, lib=lib)
+            return F.linear(self._hard_sub(sub, idx).reshape(rows.shape[0], -1), Wp, b)
+        hard = self._hard_sub(sub, idx)
         y_exact = None
         if self.backward == "soft":
             soft = self._soft_sub(sub)
@@ -468,12 +473,12 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
         return im2col(x, self.kernel_size, self.stride, self.padding, self.dilation, self.layout)
 
     def scratch_rows_of(self, x: torch.Tensor) -> torch.Tensor:
-        """rows_of(x) (no autograd) written into a buffer the layer reuses: valid until the next call."""
-        buf = getattr(self, "_rows_buf", None)
-        rows = _im2col_strided(x, self.kernel_size, self.stride, self.padding, self.dilation, self.layout, buf)
-        if rows is not buf:
-            self._rows_buf = rows
-        return rows
+        """rows_of(x) without autograd, written into a scratch buffer shared by all layers of this thread:
+        valid until the next LUT layer runs (callers use the rows within their own forward only)."""
+        B = x.shape[0]
+        Ho, Wo = self.output_size(x.shape[2], x.shape[3])
+        buf = _scratch(B * Ho * Wo * self.K, x.dtype, x.device)
+        return _im2col_strided(x, self.kernel_size, self.stride, self.padding, self.dilation, self.layout, buf)
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
         return conv_output_size(h, w, self.kernel_size, self.stride, self.padding, self.dilation)
@@ -486,7 +491,8 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
         if self.uses_ste_fast_path(x):
             exact = lambda t: F.conv2d(t, self.weight, self.bias, self.stride, self.padding, self.dilation)
             return self.ste_forward(x, exact, self._rows_to_out)
-        return self._rows_to_out(self.lut_rows(self.rows_of(x)), x)
+        rows = self.rows_of(x) if torch.is_grad_enabled() else self.scratch_rows_of(x)
+        return self._rows_to_out(self.lut_rows(rows), x)
 
     def _rows_to_out(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         B = x.shape[0]
@@ -502,6 +508,21 @@ def conv_output_size(h, w, kernel_size, stride, padding, dilation) -> tuple[int,
     ho = (h + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wo = (w + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     return ho, wo
+
+
+_SCRATCH = threading.local()
+SCRATCH_MAX_ELEMENTS = 1 << 25  # 128 MiB of float32; larger im2col results are allocated fresh
+
+
+def _scratch(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+    """A flat CPU buffer of at least numel elements, reused across calls in this thread (None: allocate)."""
+    if device.type != "cpu" or numel > SCRATCH_MAX_ELEMENTS:
+        return None
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.numel() < numel or buf.dtype != dtype:
+        buf = torch.empty(numel, dtype=dtype)
+        _SCRATCH.buf = buf
+    return buf[:numel]
 
 
 def _im2col_strided(x: torch.Tensor, kernel_size, stride, padding, dilation, layout: str,
@@ -520,9 +541,9 @@ def _im2col_strided(x: torch.Tensor, kernel_size, stride, padding, dilation, lay
         xn = xp.contiguous()
         sB, sC, sH, sW = xn.stride()
         win = xn.as_strided((B, Ho, Wo, C, kh, kw), (sB, sH * sh, sW * sw, sC, sH * dh, sW * dw))
-    if out is not None and out.shape == (B * Ho * Wo, C * kh * kw) and out.dtype == x.dtype:
-        out.view(win.shape).copy_(win)  # into a reused buffer: no fresh pages to fault in every step
-        return out
+    if out is not None and out.numel() == B * Ho * Wo * C * kh * kw and out.dtype == x.dtype:
+        out.view(win.shape).copy_(win)  # into a reused buffer: no fresh pages to fault in every call
+        return out.view(B * Ho * Wo, C * kh * kw)
     return win.reshape(B * Ho * Wo, C * kh * kw)
 
 

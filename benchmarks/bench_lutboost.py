@@ -49,7 +49,12 @@ def encode_path() -> str:
     except ImportError:
         return "torch broadcasting (no lutnb.native)"
     if native.enabled():
-        return "native numba kernel (lutnb.native; LUTNB_NATIVE=0 turns it off)"
+        from lutnb import ckernel
+
+        if ckernel.available():
+            return ("compiled C kernel (lutnb.ckernel: encode, float table look-up and its backward; "
+                    "LUTNB_CKERNEL=0 for numba, LUTNB_NATIVE=0 for pure torch)")
+        return f"native numba kernel (C kernel off: {ckernel.unavailable_reason()}; LUTNB_NATIVE=0 turns it off)"
     return f"torch broadcasting (native off: {native.unavailable_reason()})"
 
 

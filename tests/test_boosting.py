@@ -1,6 +1,7 @@
 """lutnb.boosting: stage configs validate, LUTBoost runs and reports, resume is exact, tricks behave."""
 import dataclasses
 import json
+import warnings
 
 import pytest
 import torch
@@ -190,3 +191,46 @@ def test_layer_stats_exact_codebook_has_no_error():
     d = st["0"]
     assert d["recon_rel"] == 0.0 and d["dead_centroids"] == 0
     assert 0.9 < d["entropy_bits"] <= 1.0
+
+
+def test_select_best_keeps_the_best_validation_epoch(trained, monkeypatch):
+    data = _data(seed=4)
+    lut = B._prepare(trained, 4, 8, "l2", ("conv1",), None, 8, "channel")
+    lutnb.calibrate(lut, [data.tensors[0][:64]], max_rows=256, iters=5, sequential=True)
+    scripted = iter([50.0, 90.0, 70.0])  # validation accuracy of epochs 1, 2, 3: epoch 2 is the best
+
+    def fake_accuracy(model, dataset, mode=None, batch_size=512):
+        return next(scripted)
+
+    monkeypatch.setattr(B, "accuracy", fake_accuracy)
+    snaps = {}
+
+    def snapshot(stage, rec):
+        snaps[rec["epoch"]] = {k: v.clone() for k, v in lut.state_dict().items()}
+
+    st = B.TrainStage("joint", epochs=3, lr=5e-2, recon_weight=1.0, batch_size=32, select_best=True)
+    hist = B._run_train_stage(lut, None, st, data, data, None, seed=0, progress=False, track_test=False,
+                              on_epoch=snapshot)
+    assert [h["selected"] for h in hist] == [False, True, False]
+    final = lut.state_dict()
+    assert all(torch.equal(final[k], snaps[2][k]) for k in final)
+    assert not all(torch.equal(final[k], snaps[3][k]) for k in final)  # epoch 3 did change the model
+
+
+def test_calibrate_bn_per_layer_fits_later_layers_to_fresh_statistics(trained):
+    data = _data(seed=5)
+    skip_train = [B.TrainStage(n, epochs=0, lr=1e-3, skip=True, **({"mode": "quant"} if n == "lut_qat" else {}))
+                  for n in B.STAGE_NAMES[1:]]
+    errs = {}
+    for per_layer in (False, True):
+        cfg = B.LUTBoostConfig((B.CalibrateStage(batches=3, batch_size=32, max_rows=512, iters=8,
+                                                 bn_per_layer=per_layer), *skip_train))
+        with warnings.catch_warnings():
+            # no layer may run uncalibrated while BatchNorm statistics are taken
+            warnings.filterwarnings("error", message=".*never calibrated")
+            lut, rep = lutnb.lutboost(trained, data, data, v=4, c=8, metric="l2", stages=cfg, seed=0,
+                                      progress=False)
+        assert all(bool(m.calibrated) for _, m in lut_layers(lut))
+        errs[per_layer] = rep.stages[0].layers["fc"]["recon_rel"]
+    # the first LUT layer (conv2) sees the same inputs either way; fc sees bn2 re-estimated after conv2's LUT
+    assert errs[True] < errs[False]

@@ -344,9 +344,11 @@ def loaders(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int =
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
     g = torch.Generator().manual_seed(int(seed))
+    # the loader gets the generator too: a DataLoader iterator draws its base seed from it, so iterating
+    # (e.g. evaluating the test split after every epoch) never consumes torch's global random state
     if isinstance(dataset, TensorDataset):
         base = RandomSampler(dataset, generator=g) if shuffle else SequentialSampler(dataset)
-        return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last), batch_size=None)
+        return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last), batch_size=None, generator=g)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=drop_last)
 
 

@@ -137,3 +137,20 @@ def test_load_cifar_refuses_malicious_archive(tmp_path):
     assert not (tmp_path / "evil.txt").exists() and not (root.parent / "evil.txt").exists()
     assert not (root / D.CIFAR10_FOLDER).exists()
     assert not [p for p in root.iterdir() if p.name.startswith(".extract-")]
+
+
+def test_iterating_a_loader_leaves_the_global_rng_alone():
+    """Evaluating (iterating a loader) must not change training elsewhere through torch's global RNG."""
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from lutnb.data import loaders
+
+    ds = TensorDataset(torch.arange(10.0)[:, None], torch.arange(10))
+    for shuffle in (False, True):
+        torch.manual_seed(0)
+        want = torch.rand(3)
+        torch.manual_seed(0)
+        for _ in loaders(ds, 4, shuffle=shuffle):
+            pass
+        assert torch.equal(torch.rand(3), want)

@@ -240,6 +240,33 @@ static void encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, 
         for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
 }
 
+/* idx[l * S + s] = BI[s * RB + l] as int64 for rows l < mb (a transpose: 16 x 16 tiles in registers) */
+static void store_idx(const int32_t *BI, int mb, int64_t S, int64_t *idx) {
+#ifdef LUTNB_SIMD_ENCODE
+    for (int64_t s0 = 0; s0 < S; s0 += 16) {
+        int64_t ns = S - s0 < 16 ? S - s0 : 16;
+        __mmask8 mlo = (__mmask8)(ns >= 8 ? 0xff : (1u << ns) - 1);
+        __mmask8 mhi = (__mmask8)(ns >= 16 ? 0xff : (ns <= 8 ? 0 : (1u << (ns - 8)) - 1));
+        for (int r = 0; r * 16 < mb; r++) {
+            __m512 x[16];
+            for (int j = 0; j < 16; j++)
+                x[j] = j < ns ? _mm512_castsi512_ps(_mm512_loadu_si512((const void *)(BI + (s0 + j) * RB + 16 * r)))
+                              : _mm512_setzero_ps();
+            transpose16(x);
+            for (int i = 0; i < 16 && 16 * r + i < mb; i++) {
+                __m512i xi = _mm512_castps_si512(x[i]);
+                int64_t *dst = idx + (int64_t)(16 * r + i) * S + s0;
+                _mm512_mask_storeu_epi64(dst, mlo, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(xi)));
+                if (mhi) _mm512_mask_storeu_epi64(dst + 8, mhi, _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(xi, 1)));
+            }
+        }
+    }
+#else
+    for (int l = 0; l < mb; l++)
+        for (int64_t s = 0; s < S; s++) idx[l * S + s] = BI[s * RB + l];
+#endif
+}
+
 /* Encode rows [m_begin, m_end): idx (M, S) int64. Returns 0, or -1 when out of memory. */
 int lutnb_encode(const float *rows, int64_t K, const float *cb, int64_t S, int64_t c, int64_t v, int metric,
                  int cb_finite, int64_t m_begin, int64_t m_end, int64_t *idx) {
@@ -250,8 +277,7 @@ int lutnb_encode(const float *rows, int64_t K, const float *cb, int64_t S, int64
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
-        for (int l = 0; l < mb; l++)
-            for (int64_t s = 0; s < S; s++) idx[(m0 + l) * S + s] = BI[s * RB + l];
+        store_idx(BI, mb, S, idx + m0 * S);
     }
     free(X);
     free(BI);
@@ -365,9 +391,7 @@ int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
-        if (idx)
-            for (int l = 0; l < mb; l++)
-                for (int64_t s = 0; s < S; s++) idx[(m0 + l) * S + s] = BI[s * RB + l];
+        if (idx) store_idx(BI, mb, S, idx + m0 * S);
         lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
     }
     free(X);

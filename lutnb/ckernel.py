@@ -181,6 +181,8 @@ def _parallel(M: int, fn, rb: int = 64) -> None:
         return
     with _lock:
         if _pool is None or _pool_size < nthreads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="lutnb-ck")
             _pool_size = nthreads
     chunk = -(-M // nthreads)

@@ -11,7 +11,12 @@ i.e. ratio dense_ms / lut_ms >= 1.0). For every metric it times, interleaved in 
                C kernel encode, look-up and dequantize run in one pass
   numba-layer  the same with LUTNB_CKERNEL=0 (numba kernels only), for comparison
 
-and checks that the native indices and accumulators equal the torch engine's (L2 against the broadcasting
+At 2 threads on a 2-core machine, run with OMP_WAIT_POLICY=PASSIVE for stable numbers: with libgomp's default
+active wait, torch's idle OpenMP workers keep spinning after the dense matmul and take a core from the C
+kernel's threads (measured here: ratios scattered from 0.6 to 1.3 between runs, against 1.23-1.34 with PASSIVE,
+where dense is 5-10 % slower).
+
+It also checks that the native indices and accumulators equal the torch engine's (L2 against the broadcasting
 L2 formula; see lutnb/native.py). Usage:
 
     python benchmarks/bench_engine.py                   # 1 and 2 threads

@@ -187,9 +187,11 @@ def _parallel(M: int, fn, rb: int = 64) -> None:
             _pool_size = nthreads
     chunk = -(-M // nthreads)
     chunk = -(-chunk // rb) * rb
-    futs = [_pool.submit(fn, m0, min(M, m0 + chunk)) for m0 in range(0, M, chunk)]
-    for f in futs:
-        rc = f.result()
+    starts = list(range(0, M, chunk))
+    futs = [_pool.submit(fn, m0, min(M, m0 + chunk)) for m0 in starts[1:]]
+    rcs = [fn(0, min(M, chunk))]  # the calling thread takes the first range itself
+    rcs += [f.result() for f in futs]
+    for rc in rcs:
         if rc:
             raise MemoryError(f"lutnb C kernel returned {rc}")
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from .calibration import calibrate
 from .conversion import convert
-from .layers import BACKWARDS, lut_layers, reconstruction_loss, set_mode
+from .layers import BACKWARDS, codebook_params, lut_layers, reconstruction_loss, set_mode
 
 __all__ = ["CalibrateStage", "TrainStage", "LUTBoostConfig", "StageResult", "LUTBoostReport", "lutboost",
            "single_stage", "layer_stats", "reestimate_batchnorm", "restart_dead_centroids", "accuracy",
@@ -522,9 +522,7 @@ def _run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSt
     _seed_all(seed)
     dev = _device(model)
     layers = dict(lut_layers(model))
-    codebooks = [m.codebooks for m in layers.values()]
-    cb_ids = {id(p) for p in codebooks}
-    others = [p for p in model.parameters() if id(p) not in cb_ids]
+    codebooks, others = codebook_params(model)
     for p in codebooks:
         p.requires_grad_(True)
     for p in others:

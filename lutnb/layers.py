@@ -567,6 +567,13 @@ def lut_layers(model: nn.Module) -> Iterator[tuple[str, LUTLayer]]:
             yield name, m
 
 
+def codebook_params(model: nn.Module) -> tuple[list, list]:
+    """(the codebooks of every LUT layer, every other parameter of the model): the two optimizer groups."""
+    codebooks = [m.codebooks for _, m in lut_layers(model)]
+    ids = {id(p) for p in codebooks}
+    return codebooks, [p for p in model.parameters() if id(p) not in ids]
+
+
 def set_mode(model: nn.Module, mode: str, **attrs) -> nn.Module:
     """Set every LUT layer's mode (and optional attributes such as backward=, temperature=, track_recon=)."""
     for _, m in lut_layers(model):

@@ -26,7 +26,7 @@ from torch import nn
 
 from .calibration import kmeans
 from .distances import encode
-from .layers import LUTLayer, lut_layers, set_mode
+from .layers import LUTLayer, codebook_params, lut_layers, set_mode
 
 __all__ = ["MINILM_PACKAGE", "ENCODER_LINEARS", "minilm_path", "load_minilm", "load_sentences",
            "token_batches", "mean_pool", "sentence_embeddings", "pairwise_spearman", "fidelity",
@@ -440,10 +440,7 @@ def distill_embeddings(student: nn.Module, teacher: nn.Module, batches: list, st
         raise ValueError("with train_weights=False, backward='exact' (straight-through) and recon_weight=0 nothing "
                          "reaches the centroids: use backward='soft' or recon_weight > 0")
     torch.manual_seed(seed)
-    layers = dict(lut_layers(student))
-    cbs = [m.codebooks for m in layers.values()]
-    ids = {id(p) for p in cbs}
-    others = [p for p in student.parameters() if id(p) not in ids]
+    cbs, others = codebook_params(student)
     for p in others:
         p.requires_grad_(train_weights)
     for p in cbs:
@@ -560,9 +557,7 @@ def distill_classifier(student: nn.Module, teacher: nn.Module, train, val=None, 
         raise ValueError(f"ema={ema} must be in [0, 1)")
     torch.manual_seed(seed)
     layers = dict(lut_layers(student))
-    cbs = [m.codebooks for m in layers.values()]
-    ids = {id(p) for p in cbs}
-    others = [p for p in student.parameters() if id(p) not in ids]
+    cbs, others = codebook_params(student)
     for p in student.parameters():
         p.requires_grad_(True)
     t_grad = [(p, p.requires_grad) for p in teacher.parameters()]

@@ -242,10 +242,9 @@ class LUTLayer:
         if lib is not None and self.table_bits <= 8:
             # INT8 tables: the compiled look-up with the dequantize fused (bit-identical to the lines below)
             from . import ckernel
+            from .native import pack_int8
 
-            if "tq8" not in packed:
-                packed["tq8"] = tq.to(torch.int8).numpy()
-                packed["t4"] = ckernel.pack_t4(packed["tq8"]) if self.c <= 16 and ckernel.simd_level(lib) >= 2 else None
+            pack_int8(tq.numpy(), lib, packed)
             wrap_bits = self.acc_bits if self.acc_bits is not None and self.acc_bits < 32 else 0
             y = ckernel.lookup(idx.numpy(), packed["tq8"], wrap_bits, t4=packed["t4"], scale=scale.numpy(),
                                bias=None if b is None else b.detach().numpy(), lib=lib)

@@ -512,7 +512,7 @@ def _ck(metric: str, v: int):
     return ckernel.load()
 
 
-def _pack_int8(tq: np.ndarray, lib, packed: dict) -> dict:
+def pack_int8(tq: np.ndarray, lib, packed: dict) -> dict:
     """Fill packed['tq8'] (int8 tables, None when they do not fit int8) and packed['t4'] (ckernel.pack_t4 layout,
     None where the SIMD look-up does not apply) once; returns packed."""
     if "tq8" not in packed:
@@ -538,7 +538,7 @@ def _fused(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, acc_bi
     proto, wrap_bits, post_wrap = plan if plan is not None else _acc_plan(tq, acc_bits)
     lib = _ck(metric, v) if proto.dtype == np.int32 else None
     if lib is not None:
-        packed = _pack_int8(tq, lib, packed if packed is not None else {})
+        packed = pack_int8(tq, lib, packed if packed is not None else {})
         if packed["tq8"] is not None:  # INT8 tables: the compiled kernel
             idx_np, out = ckernel.fused(rows, cb, packed["tq8"], metric, wrap_bits, t4=packed["t4"],
                                         need_idx=need_idx, lib=lib)
@@ -596,18 +596,23 @@ def _layer_arrays(layer) -> dict:
     return cache["native"]
 
 
+def _layer_plan(layer, acc_bits: int | None) -> tuple[dict, tuple]:
+    """(the layer's cached native arrays, its accumulator plan for acc_bits, cached too)."""
+    _require()
+    quant.check_acc_bits(acc_bits)
+    a = _layer_arrays(layer)
+    if acc_bits not in a["plans"]:
+        a["plans"][acc_bits] = _acc_plan(a["tq"], acc_bits)
+    return a, a["plans"][acc_bits]
+
+
 def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32, need_idx: bool = True,
                ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(idx, acc) of an ExportedLayer for rows (M, K) (unpadded): the fused kernel.
 
     need_idx=False lets the compiled kernel skip writing the indices (idx is then None)."""
-    _require()
-    quant.check_acc_bits(acc_bits)
-    a = _layer_arrays(layer)
-    plans = a["plans"]
-    if acc_bits not in plans:
-        plans[acc_bits] = _acc_plan(a["tq"], acc_bits)
-    return _fused(_as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plans[acc_bits], need_idx=need_idx,
+    a, plan = _layer_plan(layer, acc_bits)
+    return _fused(_as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plan, need_idx=need_idx,
                   packed=a.setdefault("packed", {}))
 
 
@@ -615,17 +620,11 @@ def layer_output(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> torch.
     """Dequantized output (M, N) float32 of an ExportedLayer for rows (M, K), straight from the compiled kernel
     (encode, look-up, wrap and dequantize in one pass; bit-identical to `layer_rows` + `quant.dequantize`).
     None where the compiled kernel does not apply (the caller then uses `layer_rows`)."""
-    _require()
-    quant.check_acc_bits(acc_bits)
-    a = _layer_arrays(layer)
-    plans = a["plans"]
-    if acc_bits not in plans:
-        plans[acc_bits] = _acc_plan(a["tq"], acc_bits)
-    proto, wrap_bits, post_wrap = plans[acc_bits]
+    a, (proto, wrap_bits, post_wrap) = _layer_plan(layer, acc_bits)
     lib = _ck(layer.metric, layer.v) if proto.dtype == np.int32 and not post_wrap else None
     if lib is None:
         return None
-    packed = _pack_int8(a["tq"], lib, a.setdefault("packed", {}))
+    packed = pack_int8(a["tq"], lib, a.setdefault("packed", {}))
     if packed["tq8"] is None:
         return None
     r = _as_f32(rows)

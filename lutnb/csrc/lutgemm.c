@@ -424,6 +424,16 @@ int lutnb_lookup(const int64_t *idx, int64_t S, int64_t c, const int8_t *tq8, co
     return 0;
 }
 
+#ifdef LUTNB_SIMD_ENCODE
+/* lane masks of the four 16-float registers that hold nb (<= 64) columns */
+static inline void column_masks(int64_t nb, __mmask16 mk[4]) {
+    for (int q = 0; q < 4; q++) {
+        int64_t r = nb - 16 * q;
+        mk[q] = r >= 16 ? (__mmask16)0xffff : (r <= 0 ? 0 : (__mmask16)((1u << r) - 1));
+    }
+}
+#endif
+
 /* Float table sum (the differentiable look-up of training): y[m, :] = sum_s T[s, idx[m, s], :] (+ bias),
  * summed over s in ascending order; rows [m_begin, m_end). Columns in chunks of 64 held in registers. */
 void lutnb_table_sum_f32(const int64_t *idx, const float *T, int64_t S, int64_t c, int64_t N, const float *bias,
@@ -432,10 +442,7 @@ void lutnb_table_sum_f32(const int64_t *idx, const float *T, int64_t S, int64_t 
         int64_t nb = N - n0 < 64 ? N - n0 : 64;
 #ifdef LUTNB_SIMD_ENCODE
         __mmask16 mk[4];
-        for (int q = 0; q < 4; q++) {
-            int64_t r = nb - 16 * q;
-            mk[q] = r >= 16 ? (__mmask16)0xffff : (r <= 0 ? 0 : (__mmask16)((1u << r) - 1));
-        }
+        column_masks(nb, mk);
         for (int64_t m = m_begin; m < m_end; m++) {
             const int64_t *im = idx + m * S;
             float *ym = y + m * N + n0;
@@ -494,10 +501,7 @@ void lutnb_table_scatter_f32(const int64_t *idx, const float *dy, int64_t M, int
         int64_t nb = N - n0 < 64 ? N - n0 : 64;
 #ifdef LUTNB_SIMD_ENCODE
         __mmask16 mk[4];
-        for (int q = 0; q < 4; q++) {
-            int64_t r = nb - 16 * q;
-            mk[q] = r >= 16 ? (__mmask16)0xffff : (r <= 0 ? 0 : (__mmask16)((1u << r) - 1));
-        }
+        column_masks(nb, mk);
         for (int64_t m = 0; m < M; m++) {
             const float *d = dy + m * N + n0;
             const int64_t *im = idx + m * S;

@@ -46,20 +46,14 @@ def _to_device(ds, device: torch.device):
 
 
 def cifar_source(source: str, full: bool) -> str:
-    """Resolve ``source`` ("auto", "real", "fake") to "real" or "fake".
-
-    "auto": real CIFAR-10 when FULL (downloaded with a SHA-256 check if missing) or when the archive is
-    already in data/raw; otherwise a generated archive in CIFAR's format (a plumbing check, not a result)."""
+    """Resolve ``source`` ("auto", "real", "fake") to "real" or "fake": "auto" is real CIFAR-10 in FULL mode
+    (downloaded with a SHA-256 check if missing) and a generated archive in CIFAR's format otherwise (a
+    plumbing check, not a result)."""
     if source not in ("auto", "real", "fake"):
         raise ValueError(f"CIFAR source {source!r}: use 'auto', 'real' or 'fake'")
     if source != "auto":
         return source
-    from .data import CIFAR10_ARCHIVE, CIFAR10_FOLDER
-    from .paths import data_dir
-
-    raw = data_dir() / "raw"
-    have = (raw / CIFAR10_ARCHIVE).exists() or (raw / CIFAR10_FOLDER / "test_batch").exists()
-    return "real" if full or have else "fake"
+    return "real" if full else "fake"
 
 
 def load_data(source: str, seed: int = 0, root=None, fake_per_batch: int = 40):

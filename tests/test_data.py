@@ -154,3 +154,14 @@ def test_iterating_a_loader_leaves_the_global_rng_alone():
         for _ in loaders(ds, 4, shuffle=shuffle):
             pass
         assert torch.equal(torch.rand(3), want)
+
+
+def test_cifar_source_resolution():
+    import pytest
+
+    from lutnb.cifar import cifar_source
+
+    assert cifar_source("auto", full=True) == "real" and cifar_source("auto", full=False) == "fake"
+    assert cifar_source("real", full=False) == "real"
+    with pytest.raises(ValueError, match="use 'auto', 'real' or 'fake'"):
+        cifar_source("cifar", full=True)

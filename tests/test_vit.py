@@ -78,7 +78,8 @@ def test_train_vit_lowers_loss_and_workloads():
     assert losses[-1] < losses[0]
     works = transformer_workloads(m, torch.zeros(1, 1, 8, 8))
     dense = [w for w in works if w.kind == "attention_dense"]
-    assert len(dense) == 3 * 4 * 2 and {(w.M, w.K, w.N) for w in dense} == {(16, 16, 16)}
+    hd = m.patch_embed.out_features // 4  # head dim: 16 tokens, 4 heads
+    assert len(dense) == 3 * 4 * 2 and {(w.M, w.K, w.N) for w in dense} == {(16, hd, 16), (16, 16, hd)}
     assert len([w for w in works if w.kind == "linear"]) == 3 * 6 + 2
 
 

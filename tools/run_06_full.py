@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--v", default="2,4")
     ap.add_argument("--seeds", default="0,1,2", help="ViT seeds")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--n-train", type=int, default=1024, help="MiniLM training sentences for block_refit")
+    ap.add_argument("--n-train", type=int, default=None,
+                    help="MiniLM training sentences for block_refit (default: all 3,000)")
     ap.add_argument("--distill-steps", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

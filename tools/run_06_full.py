@@ -49,10 +49,10 @@ def main(argv=None) -> int:
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
     if args.part == "vit":
-        from lutnb.vit import VIT_RECIPE
+        from lutnb.vit import VIT_DIGITS_DIM, VIT_RECIPE
 
         meta["vit_recipe"] = {"recipe": "regroup+block_refit+distill", "distill": T.VIT_DISTILL,
-                              "fp32": VIT_RECIPE}
+                              "fp32": VIT_RECIPE, "dim": VIT_DIGITS_DIM}
     rows = []
     metrics, vs = args.metrics.split(","), [int(x) for x in args.v.split(",")]
     if args.part == "vit":

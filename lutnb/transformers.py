@@ -405,6 +405,9 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
             groups = _call_groups(sb, h_s[0], *inputs[0])
             names = [n for g in groups for n in g]
             res = {n: m for n, m in residual.items() if n in names}
+            if len(res) < len(residual):
+                raise ValueError(f"residual: block {li} has no LUT layer {sorted(set(residual) - set(res))}; "
+                                 f"its LUT layers are {names}")
             for n, m in res.items():
                 if not isinstance(dict(sb.named_modules()).get(m), nn.Module):
                     raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")

@@ -122,6 +122,8 @@ def test_block_refit_residual_target(tiny_bert):
                       residual=T.BERT_RESIDUALS)
     with pytest.raises(ValueError, match="no module 'nope'"):
         T.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, residual={"output.dense": "nope"})
+    with pytest.raises(ValueError, match="no LUT layer"):
+        T.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, residual={"output.dens": "output.LayerNorm"})
 
 
 def test_block_refit_refuses_uncalibrated_layers_outside_blocks():

@@ -408,28 +408,27 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
             if len(res) < len(residual):
                 raise ValueError(f"residual: block {li} has no LUT layer {sorted(set(residual) - set(res))}; "
                                  f"its LUT layers are {names}")
+            mods = dict(sb.named_modules())
             for n, m in res.items():
-                if not isinstance(dict(sb.named_modules()).get(m), nn.Module):
+                if not isinstance(mods.get(m), nn.Module):
                     raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")
             if target == "teacher":
                 t_out, h_t_next = _collect(tb, names, h_t, inputs, masks, "out")
                 if res:  # the teacher's sum (layer output + residual) where each such layer joins the stream
                     t_sum, _ = _collect(tb, list(res.values()), h_t, inputs, masks, "in")
-            lut = dict((n, m) for n, m in sb.named_modules() if isinstance(m, LUTLayer))
+            lut = dict((n, m) for n, m in mods.items() if isinstance(m, LUTLayer))
             for gi, group in enumerate(groups):
                 for n, m in lut.items():
                     done = any(n in g for g in groups[:gi])
                     m.mode = mode if done else "exact"
-                rows, _ = _collect(sb, group, h_s, inputs, masks, "in")
+                # inputs of the group, and of the modules that receive the student's sums (same pass)
+                rows, _ = _collect(sb, group + [res[n] for n in group if n in res], h_s, inputs, masks, "in")
                 if target == "self":
                     outs, _ = _collect(sb, group, h_s, inputs, masks, "out")
-                if any(n in res for n in group):  # student's residual = its sum there minus the layer's output
-                    s_sum, _ = _collect(sb, [res[n] for n in group if n in res], h_s, inputs, masks, "in")
-                    s_out, _ = _collect(sb, [n for n in group if n in res], h_s, inputs, masks, "out")
                 for j, n in enumerate(group):
                     tgt = t_out[n] if target == "teacher" else outs[n]
-                    if n in res:
-                        tgt = t_sum[res[n]] - (s_sum[res[n]] - s_out[n])
+                    if n in res:  # student's residual = its sum there minus this (exact-mode) layer's output
+                        tgt = t_sum[res[n]] - (rows[res[n]] - F.linear(rows[n], lut[n].weight, lut[n].bias))
                     stats[f"{blocks}.{li}.{n}"] = _refit_layer(lut[n], rows[n], tgt, ridge, max_rows, iters,
                                                                seed + 97 * li + j, refit_weights)
                 del rows
@@ -895,17 +894,22 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
            "dim": model.patch_embed.out_features}
     x = data.train.tensors[0]
     batches = [x[i:i + 256] for i in range(0, len(x), 256)]
+
+    def refitted(teacher):  # convert, k-means for a LUT head, block_refit of the blocks; INT8 test accuracy
+        lut = lutnb.convert(teacher, v, c, metric, skip=list(skip))
+        if "head" not in skip:
+            lutnb.calibrate(lut, batches, iters=10, seed=seed, layers=["head"])
+        block_refit(lut, teacher, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
+        row["refit_int8_acc"] = accuracy(lut, data.test, "quant")
+        return lut
+
     if recipe == "distill":
         kw = dict(VIT_DISTILL, **(distill or {}))
         kw["epochs"] = max(1, int(round(kw["epochs"] * epochs_scale)))
         kw["lr"] *= lr_scale
         kw["quant_lr"] *= lr_scale
         teacher = regroup_channels(model, x, v) if regroup else model
-        lut = lutnb.convert(teacher, v, c, metric, skip=list(skip))
-        if "head" not in skip:
-            lutnb.calibrate(lut, batches, iters=10, seed=seed, layers=["head"])
-        block_refit(lut, teacher, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
-        row["refit_int8_acc"] = accuracy(lut, data.test, "quant")
+        lut = refitted(teacher)
         hist = distill_classifier(lut, teacher, data.train, data.val, blocks="blocks", seed=seed,
                                   progress=progress, **kw)
         final = accuracy(lut, data.test, "quant")
@@ -920,12 +924,7 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
         row["recipe"] = "block_refit+lutboost" if refit else "lutboost"
         start = model
         if refit:
-            lut = lutnb.convert(model, v, c, metric, skip=list(skip))
-            if "head" not in skip:
-                lutnb.calibrate(lut, batches, iters=10, seed=seed, layers=["head"])
-            block_refit(lut, model, batches, blocks="blocks", ridge=1e-3, iters=10, max_rows=8192, seed=seed)
-            row["refit_int8_acc"] = accuracy(lut, data.test, "quant")
-            start = lut
+            start = refitted(model)
             cfg = LUTBoostConfig((CalibrateStage(skip=True),) + cfg.stages[1:])
         _, rep = lutboost(start, data.train, data.val, v=v, c=c, metric=metric, skip=tuple(skip), stages=cfg,
                           seed=seed, test=data.test, teacher=model, progress=progress)

@@ -7,7 +7,10 @@ S*v and split into S sub-spaces of length v; sub-space s has a codebook C_s (c x
 - ``"lut"``: hard look-up. idx = argmin_j d(X_s, C_s[j]); Y = sum_s T_s[idx_s] + b with T_s = C_s W_s^T.
   Backward (``backward="exact"``, default): straight-through to the exact output,
   Y = Y_exact + sg(Y_lut - Y_exact). ``backward="soft"``: the gradient of a soft assignment
-  softmax(-d / temperature) (LUT-NN style), forward still hard.
+  softmax(-d / temperature) (LUT-NN style), forward still hard. ``backward="hard"``: the VQ
+  straight-through estimator on the layer's *input* (VQ-VAE style), Q = C[idx] + X - sg(X),
+  Y = Q W^T + b: the weights' gradient is taken on the quantized rows the layer really uses (the "exact"
+  STE takes it on X), the centroids get theirs through W and the input gets the identity.
 - ``"soft"``: soft assignment forward, Y = softmax(-d/T) C W^T + b.
 - ``"quant"``: hard look-up in INT-b tables (see `lutnb.quant` for the scale scheme); in no-grad it is
   bit-identical to the integer engine; with grad, the value is quantized and the gradient is the "lut"
@@ -31,7 +34,7 @@ from . import quant
 from .distances import check_metric, encode, pairwise_distance
 
 MODES = ("exact", "lut", "soft", "quant")
-BACKWARDS = ("exact", "soft")
+BACKWARDS = ("exact", "soft", "hard")
 LAYOUTS = ("channel", "patch")
 
 
@@ -282,7 +285,10 @@ class LUTLayer:
             return F.linear(self._hard_sub(sub, idx).reshape(rows.shape[0], -1), Wp, b)
         hard = self._hard_sub(sub, idx)
         y_exact = None
-        if self.backward == "soft":
+        if self.backward == "hard":
+            y = F.linear((hard + sub - sub.detach()).reshape(rows.shape[0], -1), Wp, b)
+            y_lut = y
+        elif self.backward == "soft":
             soft = self._soft_sub(sub)
             mixed = soft + (hard - soft).detach()
             y = F.linear(mixed.reshape(rows.shape[0], -1), Wp, b)

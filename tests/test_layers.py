@@ -69,6 +69,37 @@ def test_straight_through_gradient_is_the_exact_gradient():
     torch.testing.assert_close(gw_lut, layer.weight.grad)
 
 
+@pytest.mark.parametrize("mode", ["lut", "quant"])
+def test_hard_backward_is_the_gradient_of_the_quantized_rows(mode):
+    # backward="hard": Q = C[idx] + X - sg(X); Y = Q W^T + b. Reference: the same maths written out by hand
+    layer = _calibrated_linear(K=10, N=3, v=4, c=4, backward="hard")  # K=10 pads to 12
+    layer.mode = mode
+    x = torch.randn(7, 10, requires_grad=True)
+    y = layer(x)
+    (y.pow(2) * torch.arange(3.0)).sum().backward()
+    with torch.no_grad():
+        idx = layer.encode_rows(x)
+    cb = layer.codebooks.detach().clone().requires_grad_(True)
+    W = layer.weight.detach().clone().requires_grad_(True)
+    b = layer.bias.detach().clone().requires_grad_(True)
+    x2 = x.detach().clone().requires_grad_(True)
+    q = torch.stack([cb[s, idx[:, s]] for s in range(3)], 1).reshape(7, 12)[:, :10]
+    y_ref = F.linear(q + x2 - x2.detach(), W, b)
+    with torch.no_grad():
+        layer.mode = "lut"
+        torch.testing.assert_close(layer(x), y_ref, rtol=1e-5, atol=1e-5)  # the value is the look-up
+        layer.mode = mode
+        y_val = layer(x)  # lut, or the INT8-table value in quant mode
+    (2 * y_val * torch.arange(3.0) * y_ref).sum().backward()  # d/dtheta of sum(w y^2) at y = y_val
+    torch.testing.assert_close(layer.weight.grad, W.grad)  # on C[idx], not on x
+    torch.testing.assert_close(layer.bias.grad, b.grad)
+    torch.testing.assert_close(layer.codebooks.grad, cb.grad)
+    torch.testing.assert_close(x.grad, x2.grad)  # identity through the quantizer
+    assert layer.codebooks.grad.abs().sum() > 0
+    gw_exact = (2 * y_val * torch.arange(3.0)).T @ x.detach()
+    assert not torch.allclose(layer.weight.grad, gw_exact, atol=1e-4)  # differs from the "exact" STE
+
+
 def test_reconstruction_loss_trains_codebooks_and_soft_backward():
     layer = _calibrated_linear(K=8, N=3, v=4, c=4)
     layer.track_recon = True

@@ -7,6 +7,7 @@ notebook 06 reads when USE_REFERENCE = True. Every row is what `lutnb.transforme
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import sys
@@ -20,7 +21,30 @@ from lutnb.results import atomic_write_bytes
 OUT = data_dir() / "reference_results" / "06_transformers_full.json"
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """An exclusive lock on ``path``.lock while the JSON is read, merged and written, so two parts run side
+    by side (``--part vit`` and ``--part minilm``) cannot lose each other's rows. No-op where fcntl is
+    missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    with open(str(path) + ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _save(rows: list[dict], meta: dict) -> None:
+    with _locked(OUT):
+        _merge(rows, meta)
+
+
+def _merge(rows: list[dict], meta: dict) -> None:
     old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": [], "runs": []}
     key = lambda r: (r["model"], r["metric"], r["v"], r["c"], r.get("seed", 0))  # noqa: E731
     merged = {key(r): r for r in old["rows"]}

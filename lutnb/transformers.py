@@ -559,8 +559,9 @@ def distill_classifier(student: nn.Module, teacher: nn.Module, train, val=None, 
     ``temperature[1]`` in units of each layer's mean nearest-centroid distance; the weights then see the
     quantized inputs in their gradient) or "hard" (straight-through on each LUT layer's input; its weights'
     gradient is taken on the centroids it looked up; the digits ViT at v=4, 3 seeds: mean drop L1 0.59 pt
-    against 1.33 with "exact", L2 0.07 against -0.44, Chebyshev 0.44 for both). ``anchor_weight``: + this x the mean square distance of the
-    weights (not centroids) to their values at the start, relative to their mean square (L2-SP).
+    against 1.33 with "exact", L2 0.07 against -0.44, Chebyshev 0.44 for both). ``anchor_weight``: + this x
+    the mean square distance of the weights (not centroids) to their values at the start, relative to their
+    mean square (L2-SP).
     ``layer_feature_weight``: + this x the mean over the LUT layers of the relative MSE between each LUT
     layer's output and the teacher's same-named layer's output (per-layer feature distillation).
     """

@@ -4,6 +4,7 @@
     python tools/minilm_probes.py worst    # the held-out sentences with the lowest cosine
     python tools/minilm_probes.py layers   # one layer's VQ error under free reparametrizations
     python tools/minilm_probes.py distill  # end-to-end distillation from the refit model, by backward
+    python tools/minilm_probes.py skip     # one Linear type kept float in every block: its share of the gap
 
 Each prints what it measured; nothing is written to data/. `oracle` and `worst` run `block_refit` as
 `minilm_experiment` does (all 3,000 training sentences, residual refit, ridge 1e-3, 8 k-means iterations).
@@ -34,9 +35,10 @@ def _setup(args, extra_train: list[str] | None = None):
     return tok, model, heldout, ho, ref, tr
 
 
-def _refit(model, tr, args):
-    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8)
-    T.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=T.BERT_RESIDUALS, progress=True)
+def _refit(model, tr, args, skip: str | None = None):
+    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=[f"*.{skip}"] if skip else ())
+    residual = {k: m for k, m in T.BERT_RESIDUALS.items() if k != skip}
+    T.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=residual, progress=True)
     return lut
 
 
@@ -152,9 +154,16 @@ def probe_distill(args) -> None:
         _report(f"distilled {args.steps} steps, lr {args.lr}, backward={backward}", ref, base, ho)
 
 
+def probe_skip(args) -> None:
+    """All Linears converted except one type (in all 6 blocks), which stays float."""
+    _, model, _, ho, ref, tr = _setup(args)
+    for kind in args.types.split(","):
+        _report(f"{kind} kept float", ref, _refit(model, tr, args, skip=kind), ho)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("probe", choices=("oracle", "worst", "layers", "distill"))
+    ap.add_argument("probe", choices=("oracle", "worst", "layers", "distill", "skip"))
     ap.add_argument("--metric", default="l2")
     ap.add_argument("--v", type=int, default=2)
     ap.add_argument("--heldout", type=int, default=None, help="first N held-out sentences (default: all 600)")
@@ -162,9 +171,14 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=1e-5)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--types", default="attention.self.query,attention.self.key,attention.self.value,"
+                    "attention.output.dense,intermediate.dense,output.dense",
+                    help="skip: the Linear types to try, comma-separated")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    {"oracle": probe_oracle, "worst": probe_worst, "layers": probe_layers, "distill": probe_distill}[args.probe](args)
+    probes = {"oracle": probe_oracle, "worst": probe_worst, "layers": probe_layers, "distill": probe_distill,
+              "skip": probe_skip}
+    probes[args.probe](args)
     return 0
 
 

@@ -36,7 +36,9 @@ def _setup(args, extra_train: list[str] | None = None):
 
 
 def _refit(model, tr, args, skip: str | None = None):
-    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=[f"*.{skip}"] if skip else ())
+    names = [f"encoder.layer.{i}.{skip}" for i in range(len(model.encoder.layer))] if skip else []
+    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=names)  # names: "*.output.dense"
+    # would also match attention.output.dense
     residual = {k: m for k, m in T.BERT_RESIDUALS.items() if k != skip}
     T.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=residual, progress=True)
     return lut

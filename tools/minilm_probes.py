@@ -8,7 +8,7 @@
 
 Each prints what it measured; nothing is written to data/. `oracle` and `worst` run `block_refit` as
 `minilm_experiment` does (all 3,000 training sentences, residual refit, ridge 1e-3, 8 k-means iterations).
-One thread by default; each probe takes 2-10 min on one core.
+One thread by default: `layers` takes about 2 min, `worst` 5, `oracle` and `distill` 10, `skip` 4 per type.
 """
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def _setup(args, extra_train: list[str] | None = None):
 
 
 def _refit(model, tr, args, skip: str | None = None):
+    # explicit names: the glob "*.output.dense" would also match attention.output.dense
     names = [f"encoder.layer.{i}.{skip}" for i in range(len(model.encoder.layer))] if skip else []
-    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=names)  # names: "*.output.dense"
-    # would also match attention.output.dense
+    lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=names)
     residual = {k: m for k, m in T.BERT_RESIDUALS.items() if k != skip}
     T.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=residual, progress=True)
     return lut

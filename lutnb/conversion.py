@@ -88,7 +88,9 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
     The copy carries ``model.lut_summary`` (a ConversionSummary: per layer what was done, equivalent
     bits and table bytes); ``verbose=True`` prints it.
 
-    skip: layer names or glob patterns (e.g. ``["conv1", "*.attention.*"]``) to keep float.
+    skip: layer names or glob patterns (e.g. ``["conv1", "*.attention.*"]``) to keep float. Globs are
+    fnmatch patterns, where ``*`` also crosses dots: ``"*.output.dense"`` matches BERT's
+    ``attention.output.dense`` too (use ``"*.layer.?.output.dense"`` or explicit names for the MLP one).
     overrides: {name or glob: {"v": .., "c": .., "metric": .., "table_bits": ..}} per-layer settings; the
     first matching pattern wins. Grouped convolutions and other weight layers (Conv1d, Embedding,
     Hugging Face Conv1D, ...) are left alone and reported.

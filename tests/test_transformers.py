@@ -52,6 +52,18 @@ def test_every_encoder_linear_converted_embeddings_and_layernorm_float(tiny_bert
     assert isinstance(lm.embeddings.word_embeddings, nn.Embedding)
 
 
+def test_skip_glob_crosses_dots_as_documented(tiny_bert):
+    # convert()'s docstring: "*.output.dense" also matches attention.output.dense; "*.layer.?.output.dense"
+    # keeps only the MLP output float
+    def floats(pattern):
+        lm = lutnb.convert(tiny_bert, 4, 8, "l2", skip=[pattern])
+        return {r.name for r in lm.lut_summary.layers if r.status == "skipped"}
+
+    both = {f"encoder.layer.{i}.{s}" for i in range(2) for s in ("attention.output.dense", "output.dense")}
+    assert floats("*.output.dense") == both
+    assert floats("*.layer.?.output.dense") == {f"encoder.layer.{i}.output.dense" for i in range(2)}
+
+
 def test_forward_in_every_mode_and_exact_equals_fp32(tiny_bert):
     lm = _converted(tiny_bert)
     b = _batches(1, seed=3)[0]

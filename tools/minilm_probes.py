@@ -25,13 +25,13 @@ from lutnb.calibration import kmeans
 from lutnb.distances import encode
 
 
-def _setup(args, extra_train: list[str] | None = None):
+def _setup(args):
     tok, model = T.load_minilm()
     model.eval()
     heldout = T.load_sentences("heldout", args.heldout)
     ho = T.token_batches(tok, heldout, 100)
     ref = T.sentence_embeddings(model, ho)
-    tr = T.token_batches(tok, T.load_sentences("train") + (extra_train or []), 64)
+    tr = T.token_batches(tok, T.load_sentences("train"), 64)
     return tok, model, heldout, ho, ref, tr
 
 
@@ -53,9 +53,9 @@ def _report(label, ref, lut, ho):
 
 def probe_oracle(args) -> None:
     """Calibrate on the held-out sentences too: an optimistic ceiling for the refit on this corpus."""
-    _, model, heldout, ho, ref, tr = _setup(args, extra_train=None)
+    tok, model, heldout, ho, ref, tr = _setup(args)
     _report("refit on train", ref, _refit(model, tr, args), ho)
-    _, model, heldout, ho, ref, tr = _setup(args, extra_train=heldout)
+    tr = T.token_batches(tok, T.load_sentences("train") + heldout, 64)
     _report("refit on train + the held-out sentences themselves", ref, _refit(model, tr, args), ho)
 
 
@@ -68,14 +68,17 @@ def probe_worst(args) -> None:
     cos = F.cosine_similarity(ref, T.sentence_embeddings(lut, ho, mode="quant"), dim=-1)
     for i in cos.argsort()[:args.top].tolist():
         print(f"{float(cos[i]):.3f}  {heldout[i]}")
-    hand = torch.tensor([s in set(HAND_WRITTEN) for s in heldout])
+    written = set(HAND_WRITTEN)
+    hand = torch.tensor([s in written for s in heldout])
     print(f"hand-written: {int(hand.sum())} sentences, mean cos {float(cos[hand].mean()):.4f}; "
           f"templated: mean {float(cos[~hand].mean()):.4f}")
 
 
 def _vq_refit_error(X, y, scale=None, v=2, c=16, seed=0):
     """Relative output error on a held-out fifth of the rows: k-means (L2) VQ of X / scale, then the ridge
-    least-squares refit of [W, b] on the rows scale * C[idx] against y."""
+    least-squares refit of [W, b] on the rows scale * C[idx] against y. What `T._refit_layer` does, plus the
+    per-row scale and the held-out rows it has no room for (its ridge pulls toward the old weights, this one
+    toward zero; both at 1e-3 of the mean diagonal)."""
     n, K = X.shape
     s = torch.ones(n, 1, dtype=X.dtype) if scale is None else scale
     fit = torch.arange(n) % 5 != 0
@@ -102,22 +105,24 @@ def probe_layers(args) -> None:
     model.eval()
     tr = T.token_batches(tok, T.load_sentences("train", 800), 64)
     names = ["attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense"]
-    for li in (0, 2, 5):
+    blocks = (0, 2, 5)
+    full = [f"encoder.layer.{li}.{n}" for li in blocks for n in names]
+    store, cur = {f: [] for f in full}, {}
+
+    def keep(name):
+        return lambda _m, i, _o: store[name].append(T._rows(i[0], cur["mask"]))
+
+    hooks = [model.get_submodule(f).register_forward_hook(keep(f)) for f in full]  # one pass for all
+    with torch.no_grad():
+        for b in tr:
+            cur["mask"] = T._row_mask(b)
+            T.run_model(model, b)
+    for h in hooks:
+        h.remove()
+    for li in blocks:
         mods = dict(model.encoder.layer[li].named_modules())
-        store, cur = {n: [] for n in names}, {}
-
-        def keep(name, store=store, cur=cur):
-            return lambda _m, i, _o: store[name].append(T._rows(i[0], cur["mask"]))
-
-        hooks = [mods[n].register_forward_hook(keep(n)) for n in names]
-        with torch.no_grad():
-            for b in tr:
-                cur["mask"] = T._row_mask(b)
-                T.run_model(model, b)
-        for h in hooks:
-            h.remove()
         for n in names:
-            X = torch.cat(store[n]).double()
+            X = torch.cat(store.pop(f"encoder.layer.{li}.{n}")).double()
             W, b = mods[n].weight.detach().double(), mods[n].bias.detach().double()
             y = X @ W.T + b
             rms = X.pow(2).mean(1, keepdim=True).sqrt()
@@ -140,9 +145,8 @@ def probe_layers(args) -> None:
 
 def probe_distill(args) -> None:
     """`distill_embeddings` from the refit model (cosine loss only, batch 32), once per backward."""
-    tok, model, heldout, ho, ref, _ = _setup(args)
+    tok, model, heldout, ho, ref, tr = _setup(args)
     tr32 = T.token_batches(tok, T.load_sentences("train"), 32)
-    tr = T.token_batches(tok, T.load_sentences("train"), 64)
     base = _refit(model, tr, args)
     _report("refit", ref, base, ho)
     state = {k: t.clone() for k, t in base.state_dict().items()}

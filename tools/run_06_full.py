@@ -40,19 +40,15 @@ def _locked(path):
 
 
 def _save(rows: list[dict], meta: dict) -> None:
-    with _locked(OUT):
-        _merge(rows, meta)
-
-
-def _merge(rows: list[dict], meta: dict) -> None:
-    old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": [], "runs": []}
     key = lambda r: (r["model"], r["metric"], r["v"], r["c"], r.get("seed", 0))  # noqa: E731
-    merged = {key(r): r for r in old["rows"]}
-    merged.update({key(r): r for r in rows})
-    runs = [x for x in old.get("runs", []) if x.get("started") != meta["started"]] + [meta]
-    out = {"rows": sorted(merged.values(), key=lambda r: (r["model"], r["metric"], r["v"], r.get("seed", 0))),
-           "runs": runs}
-    atomic_write_bytes(OUT, (json.dumps(out, indent=1) + "\n").encode())
+    with _locked(OUT):
+        old = json.loads(OUT.read_text()) if OUT.exists() else {"rows": [], "runs": []}
+        merged = {key(r): r for r in old["rows"]}
+        merged.update({key(r): r for r in rows})
+        runs = [x for x in old.get("runs", []) if x.get("started") != meta["started"]] + [meta]
+        out = {"rows": sorted(merged.values(), key=lambda r: (r["model"], r["metric"], r["v"], r.get("seed", 0))),
+               "runs": runs}
+        atomic_write_bytes(OUT, (json.dumps(out, indent=1) + "\n").encode())
 
 
 def main(argv=None) -> int:

@@ -21,9 +21,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import lutnb
-    from lutnb.data import load_digits
-    from lutnb.layers import lut_layers
-    from lutnb.train import pretrained
+    from lutnb.vq.layers import lut_layers
+    from lutnb.zoo.data import load_digits
+    from lutnb.zoo.train import pretrained
 
     data = load_digits(seed=0)
     model = pretrained("digits_cnn", seed=0, progress=False)

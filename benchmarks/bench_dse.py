@@ -17,9 +17,9 @@ def main() -> None:
     ap.add_argument("--exact", type=int, default=3, help="points run through simulate_network (baseline)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from lutnb import dse
+    from lutnb.codesign import dse
+    from lutnb.codesign.workloads import get_workload
     from lutnb.hw import simulate_network
-    from lutnb.workloads_zoo import get_workload
 
     wl = get_workload(args.workload)
     pts = dse.random_points(args.points, seed=0)

@@ -56,17 +56,19 @@ def main(argv=None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip the (slow) pure torch LUT path")
     args = ap.parse_args(argv)
 
-    from lutnb import engine, native, quant
-    from lutnb.distances import _broadcast_distance
-    from lutnb.export import random_layer
+    from lutnb.deploy import engine
+    from lutnb.deploy.export import random_layer
+    from lutnb.kernels import dispatch, numba_kernels
+    from lutnb.vq import quant
+    from lutnb.vq.distances import broadcast_distance
 
-    if not native.enabled():
-        print(f"native path unavailable: {native.unavailable_reason()}", file=sys.stderr)
+    if not numba_kernels.enabled():
+        print(f"native path unavailable: {numba_kernels.unavailable_reason()}", file=sys.stderr)
     else:
-        t = native.compile_all()
-        print(f"native kernels compiled/loaded in {t:.2f} s (numba {native.numba.__version__}, "
-              f"threading layer {native.numba.threading_layer() if t else '?'})")
-        from lutnb import ckernel
+        t = dispatch.compile_all()
+        print(f"native kernels compiled/loaded in {t:.2f} s (numba {numba_kernels.numba.__version__}, "
+              f"threading layer {numba_kernels.numba.threading_layer() if t else '?'})")
+        from lutnb.kernels import compiled as ckernel
 
         print(f"compiled C kernel: {ckernel.library_path() if ckernel.available() else ckernel.unavailable_reason()}"
               f" (simd level {ckernel.simd_level() if ckernel.available() else '-'}: 2 = AVX-512 encode + "
@@ -99,22 +101,22 @@ def main(argv=None) -> int:
                 return idx, engine.lookup_accumulate(idx, layer, 32, "fast")
 
             def nat(layer=layer):
-                return native.layer_rows(layer, x, 32)
+                return engine.layer_rows(layer, x, 32)
 
             def nat_layer(layer=layer):
-                return native.run_layer_native(layer, x, 32)
+                return engine.run_layer_native(layer, x, 32)
 
             def numba_layer(layer=layer):
                 os.environ["LUTNB_CKERNEL"] = "0"
                 try:
-                    return native.run_layer_native(layer, x, 32)
+                    return engine.run_layer_native(layer, x, 32)
                 finally:
                     os.environ.pop("LUTNB_CKERNEL", None)
 
             fns = {"dense": dense}
             if not args.no_torch:
                 fns["torch-fast"] = torch_fast
-            if native.enabled():
+            if numba_kernels.enabled():
                 fns["native"] = nat
                 fns["native-layer"] = nat_layer
                 fns["numba-layer"] = numba_layer
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
                 sub = x.reshape(M, layer.S, V)
                 os.environ["LUTNB_NATIVE"] = "0"  # the reference is the pure torch path
                 try:
-                    ref = (_broadcast_distance(sub, torch.as_tensor(layer.codebooks), "l2").argmin(-1)
+                    ref = (broadcast_distance(sub, torch.as_tensor(layer.codebooks), "l2").argmin(-1)
                            if metric == "l2" else engine.encode_rows(x, layer))
                 finally:
                     os.environ.pop("LUTNB_NATIVE", None)

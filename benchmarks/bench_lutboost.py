@@ -45,11 +45,11 @@ def _step_ms(model, x, y, n: int, extra=None) -> float:
 
 def encode_path() -> str:
     try:
-        from lutnb import native
+        from lutnb.kernels import numba_kernels as native
     except ImportError:
         return "torch broadcasting (no lutnb.native)"
     if native.enabled():
-        from lutnb import ckernel
+        from lutnb.kernels import compiled as ckernel
 
         if ckernel.available():
             return ("compiled C kernel (lutnb.ckernel: encode, float table look-up and its backward; "
@@ -71,9 +71,9 @@ def main(argv=None) -> int:
 
     import lutnb
     from lutnb.boosting import LUTBoostConfig, lutboost
-    from lutnb.data import load_digits
-    from lutnb.layers import reconstruction_loss, set_mode
-    from lutnb.train import pretrained
+    from lutnb.vq.layers import reconstruction_loss, set_mode
+    from lutnb.zoo.data import load_digits
+    from lutnb.zoo.train import pretrained
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores; "
           f"encode: {encode_path()}")

@@ -18,14 +18,8 @@ SCALESIM_SECONDS, SCALESIM_GB = 558.0, 12.1
 
 def main() -> dict:
     torch.set_num_threads(1)
-    from lutnb.hw import (
-        LUTDLAConfig,
-        SystolicConfig,
-        extract_workloads,
-        simulate_dense_network,
-        simulate_network,
-    )
-    from lutnb.models import resnet50_imagenet
+    from lutnb.hw import LUTDLAConfig, SystolicConfig, extract_workloads, simulate_dense_network, simulate_network
+    from lutnb.zoo.models import resnet50_imagenet
 
     t0 = time.perf_counter()
     works = extract_workloads(resnet50_imagenet(), (1, 3, 224, 224))

@@ -2,28 +2,34 @@
 
 Vector-quantized LUT layers for any PyTorch model, conversion and calibration, LUTBoost, table
 export with a bit-exact integer engine, a cycle-level accelerator simulator, a cost model and
-co-design space exploration. Sub-modules are imported lazily.
+co-design space exploration. One sub-package per stage of the pipeline (see the README's design
+notes); the names below are imported lazily.
 """
 from __future__ import annotations
 
 import importlib
 
+from . import compat
+
 __version__ = "0.1.0"
 
 _LAZY = {
     # name -> module that defines it
-    "l2": "distances", "l1": "distances", "chebyshev": "distances", "pairwise_distance": "distances",
-    "encode": "distances", "METRICS": "distances",
-    "LUTLinear": "layers", "LUTConv2d": "layers", "LUTLayer": "layers", "set_mode": "layers",
-    "lut_layers": "layers", "reconstruction_loss": "layers", "equivalent_bits": "layers",
-    "convert": "conversion", "ConversionSummary": "conversion",
-    "calibrate": "calibration", "kmeans": "calibration",
-    "export_tables": "export", "ExportedLayer": "export", "ExportedModel": "export",
-    "save_tables": "export", "load_tables": "export", "write_hex": "export",
-    "IntegerEngine": "engine", "run_layer": "engine",
-    "lutboost": "boosting", "single_stage": "boosting", "LUTBoostConfig": "boosting", "TrainStage": "boosting",
-    "CalibrateStage": "boosting", "block_refit": "transformers", "fidelity": "transformers",
+    "l2": "vq.distances", "l1": "vq.distances", "chebyshev": "vq.distances", "pairwise_distance": "vq.distances",
+    "encode": "vq.distances", "METRICS": "vq.distances",
+    "LUTLinear": "vq.layers", "LUTConv2d": "vq.layers", "LUTLayer": "vq.layers", "set_mode": "vq.layers",
+    "lut_layers": "vq.layers", "reconstruction_loss": "vq.layers", "equivalent_bits": "vq.layers",
+    "convert": "vq.conversion", "ConversionSummary": "vq.conversion",
+    "calibrate": "vq.calibration", "kmeans": "vq.calibration",
+    "export_tables": "deploy.export", "ExportedLayer": "deploy.export", "ExportedModel": "deploy.export",
+    "save_tables": "deploy.export", "load_tables": "deploy.export", "write_hex": "deploy.export",
+    "IntegerEngine": "deploy.engine", "run_layer": "deploy.engine",
+    "lutboost": "boosting.runner", "single_stage": "boosting.runner", "LUTBoostConfig": "boosting.config",
+    "TrainStage": "boosting.config", "CalibrateStage": "boosting.config",
+    "block_refit": "boosting.refit", "fidelity": "boosting.embeddings",
 }
+
+compat.install()
 
 
 def __getattr__(name: str):

@@ -14,9 +14,10 @@ def run_notebook(tmp_path, monkeypatch):
 
     figures/ and results/ are redirected to a temporary folder so tests never touch the real ones.
     """
-    from lutnb.paths import repo_root
     from lutnb.reproduce import run_notebook as _run
-    from lutnb.results import read_results
+
+    from lutnb.files import repo_root
+    from lutnb.nb.results import read_results
 
     res, figs = tmp_path / "results", tmp_path / "figures"
     monkeypatch.setenv("LUTNB_RESULTS", str(res))
@@ -39,7 +40,7 @@ def seed_proxy_results(directory) -> None:
 
     The numbers are test fixtures (a monotone toy table), not results; tests that use them check wiring only.
     """
-    from lutnb.results import write_results
+    from lutnb.nb.results import write_results
 
     sweep = [{"method": "VQ", "metric": m, "v": v, "c": c, "rel_error": min(0.95, 0.3 * v / c ** 0.5 + 0.02 * i)}
              for i, m in enumerate(("l2", "l1", "chebyshev")) for v in (1, 2, 4, 8) for c in (4, 8, 16, 32, 64)]

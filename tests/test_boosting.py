@@ -10,7 +10,8 @@ from torch.utils.data import TensorDataset
 
 import lutnb
 from lutnb import boosting as B
-from lutnb.layers import lut_layers
+from lutnb.boosting import runner, steps
+from lutnb.vq.layers import lut_layers
 
 
 class Tiny(nn.Module):
@@ -42,7 +43,7 @@ def _data(n=96, seed=0):
 def trained():
     torch.manual_seed(0)
     m = Tiny()
-    from lutnb.train import fit
+    from lutnb.zoo.train import fit
 
     fit(m, _data(), epochs=12, lr=2e-2, batch_size=32, progress=False)
     return m.eval()
@@ -187,7 +188,7 @@ def test_layer_stats_exact_codebook_has_no_error():
         layer.codebooks.copy_(torch.tensor([[[0.0], [1.0]], [[0.0], [1.0]]]))
         layer.calibrated.fill_(True)
     x = torch.randint(0, 2, (32, 2)).float()
-    st = B.layer_stats(nn.Sequential(layer), TensorDataset(x, torch.zeros(32, dtype=torch.long)))
+    st = runner.layer_stats(nn.Sequential(layer), TensorDataset(x, torch.zeros(32, dtype=torch.long)))
     d = st["0"]
     assert d["recon_rel"] == 0.0 and d["dead_centroids"] == 0
     assert 0.9 < d["entropy_bits"] <= 1.0
@@ -195,22 +196,22 @@ def test_layer_stats_exact_codebook_has_no_error():
 
 def test_select_best_keeps_the_best_validation_epoch(trained, monkeypatch):
     data = _data(seed=4)
-    lut = B._prepare(trained, 4, 8, "l2", ("conv1",), None, 8, "channel")
+    lut = runner.prepare_model(trained, 4, 8, "l2", ("conv1",), None, 8, "channel")
     lutnb.calibrate(lut, [data.tensors[0][:64]], max_rows=256, iters=5, sequential=True)
     scripted = iter([50.0, 90.0, 70.0])  # validation accuracy of epochs 1, 2, 3: epoch 2 is the best
 
     def fake_accuracy(model, dataset, mode=None, batch_size=512):
         return next(scripted)
 
-    monkeypatch.setattr(B, "accuracy", fake_accuracy)
+    monkeypatch.setattr(steps, "accuracy", fake_accuracy)  # run_train_stage looks it up there
     snaps = {}
 
     def snapshot(stage, rec):
         snaps[rec["epoch"]] = {k: v.clone() for k, v in lut.state_dict().items()}
 
     st = B.TrainStage("joint", epochs=3, lr=5e-2, recon_weight=1.0, batch_size=32, select_best=True)
-    hist = B._run_train_stage(lut, None, st, data, data, None, seed=0, progress=False, track_test=False,
-                              on_epoch=snapshot)
+    hist = steps.run_train_stage(lut, None, st, data, data, None, seed=0, progress=False, track_test=False,
+                                 on_epoch=snapshot)
     assert [h["selected"] for h in hist] == [False, True, False]
     final = lut.state_dict()
     assert all(torch.equal(final[k], snaps[2][k]) for k in final)

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from lutnb import ckernel, engine, quant
-from lutnb.distances import _broadcast_distance
-from lutnb.export import random_layer
+from lutnb.deploy import engine
+from lutnb.deploy.export import random_layer
+from lutnb.kernels import compiled as ckernel
+from lutnb.vq import quant
+from lutnb.vq.distances import broadcast_distance
 
 pytest.importorskip("numba")
 if ckernel.load() is None:  # pragma: no cover - only without a C compiler
@@ -26,7 +28,7 @@ def reference_idx(rows, cb, metric):
     """Torch: argmin over centroids of the broadcast distance of the zero-padded rows (lowest index on ties)."""
     S, c, v = cb.shape
     x = torch.nn.functional.pad(torch.from_numpy(rows), (0, S * v - rows.shape[1])).reshape(-1, S, v)
-    return _broadcast_distance(x, torch.from_numpy(cb), metric).argmin(-1)
+    return broadcast_distance(x, torch.from_numpy(cb), metric).argmin(-1)
 
 
 def random_case(seed):
@@ -135,7 +137,7 @@ def test_switch_off_falls_back_to_numba(monkeypatch):
 
 def test_wide_tables_use_numba_and_agree():
     """16-bit tables do not fit the int8 kernel: layer_output declines and the engine still agrees."""
-    from lutnb import native
+    from lutnb.deploy import engine as native
 
     layer = random_layer(24, 9, 4, 16, metric="l2", seed=4, table_bits=12)
     x = torch.randn(33, 24)
@@ -168,7 +170,7 @@ def test_lookup_table_sum_and_scatter_equal_torch(build):
 def test_ste_training_step_same_with_and_without_compiled_kernel(metric, monkeypatch):
     """The compiled table look-up in the STE path gives the torch path's outputs and gradients (to rounding)."""
     import lutnb
-    from lutnb.layers import reconstruction_loss
+    from lutnb.vq.layers import reconstruction_loss
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),

@@ -3,8 +3,8 @@ import torch
 import torch.nn as nn
 
 import lutnb
-from lutnb.calibration import kmeans
-from lutnb.layers import LUTConv2d, LUTLinear, lut_layers
+from lutnb.vq.calibration import kmeans
+from lutnb.vq.layers import LUTConv2d, LUTLinear, lut_layers
 
 
 class Tiny(nn.Module):
@@ -125,13 +125,13 @@ def test_sequential_calibration_runs():
 
 
 def test_fast_cluster_median_equals_nanmedian_reference():
-    from lutnb.calibration import _cluster_median
+    from lutnb.vq.calibration import cluster_median
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 101, 4, generator=g)
     assign = torch.randint(0, 4, (3, 101), generator=g)  # cluster 4 of 5 stays empty
     cent = torch.full((3, 5, 4), 7.0)
-    got = _cluster_median(x, assign, 5, cent)
+    got = cluster_median(x, assign, 5, cent)
     for j in range(5):
         ref = torch.where((assign == j).unsqueeze(-1), x, torch.tensor(float("nan"))).nanmedian(1).values
         ref = torch.where(torch.isnan(ref), cent[:, j], ref)

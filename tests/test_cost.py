@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from lutnb import cost
+from lutnb.codesign import cost
 from lutnb.hw import LUTDLAConfig, SystolicConfig
 
 

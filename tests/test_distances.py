@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lutnb.distances import METRICS, check_metric, encode, pairwise_distance, pairwise_distance_reference
+from lutnb.vq.distances import METRICS, check_metric, encode, pairwise_distance, pairwise_distance_reference
 
 
 def brute(x, cb, metric):

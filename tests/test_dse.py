@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lutnb import cost, dse
+from lutnb.codesign import cost, dse
+from lutnb.codesign.workloads import encoder_workload, get_workload
 from lutnb.hw import simulate_network
-from lutnb.workloads_zoo import encoder_workload, get_workload
 
 # DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
 pytestmark = pytest.mark.usefixtures("seeded_results")
@@ -57,7 +57,7 @@ def test_analytic_matches_simulator():
                "bank_extra": dse.expected_bank_extra(params["lanes"], params["c"], 16)}
         ana = dse.analytic_lut_totals(wl, arr)
         for k in ("distance_ops", "lookup_adds", "lookups", "sram_bytes", "dram_bytes",
-                  *(f"sram_{o}_bytes" for o in cost._LUT_OPERAND_BUFFER)):
+                  *(f"sram_{o}_bytes" for o in cost.LUT_OPERAND_BUFFER)):
             assert float(ana[k]) == sim[k], k
         errs.append(abs(float(ana["total_cycles"]) / sim["total_cycles"] - 1))
     assert max(errs) < 0.03 and np.median(errs) < 0.005

@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-from lutnb.explorer import Explorer, compute, render  # noqa: E402
+from lutnb.codesign.explorer import Explorer, compute, render  # noqa: E402
 
 # DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
 pytestmark = pytest.mark.usefixtures("seeded_results")

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lutnb
-from lutnb import engine
-from lutnb.export import export_tables, load_tables, random_layer, read_hex, save_tables, write_hex
-from lutnb.quant import lookup_accumulate, lookup_accumulate_reference, quantize_tables, wrap
+from lutnb.deploy import engine
+from lutnb.deploy.export import export_tables, load_tables, random_layer, read_hex, save_tables, write_hex
+from lutnb.vq.quant import lookup_accumulate, lookup_accumulate_reference, quantize_tables, wrap
 
 try:
     import numba  # noqa: F401
@@ -76,7 +76,7 @@ def test_engine_through_npz_file_and_overflow_counter(tmp_path):
 
 def test_npz_round_trip_is_exact(tmp_path):
     layer = random_layer(K=37, N=9, v=4, c=16, metric="l1", table_bits=12, seed=1, name="a.b")
-    from lutnb.export import ExportedModel
+    from lutnb.deploy.export import ExportedModel
 
     path = save_tables(ExportedModel({"a.b": layer}), tmp_path / "t")
     assert path.suffix == ".npz"
@@ -95,7 +95,7 @@ def test_load_refuses_foreign_files(tmp_path):
 
 def test_hex_files_round_trip(tmp_path):
     layer = random_layer(K=8, N=3, v=4, c=4, table_bits=6, seed=2, name="fc")
-    from lutnb.export import ExportedModel
+    from lutnb.deploy.export import ExportedModel
 
     files = write_hex(ExportedModel({"fc": layer}), tmp_path)
     names = {p.name for p in files}

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from lutnb import engine
-from lutnb.export import random_layer
+from lutnb.deploy import engine
+from lutnb.deploy.export import random_layer
 from lutnb.hw import LUTDLAConfig, simulate_layer_functional
 
 

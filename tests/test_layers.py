@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lutnb.layers import LUTConv2d, LUTLinear, equivalent_bits, reconstruction_loss, set_mode
+from lutnb.vq.layers import LUTConv2d, LUTLinear, equivalent_bits, reconstruction_loss, set_mode
 
 
 def _calibrated_linear(K=10, N=5, v=4, c=8, metric="l2", seed=0, **kw):
@@ -238,13 +238,13 @@ def test_deepcopy_after_a_training_forward():
 
 
 def test_gather_rows_gradient_matches_autograd_indexing():
-    from lutnb.layers import _GatherRows
+    from lutnb.vq.layers import GatherRows
 
     g = torch.Generator().manual_seed(0)
     table = torch.randn(12, 3, generator=g, requires_grad=True)
     idx = torch.randint(0, 12, (7, 5), generator=g)
     w = torch.randn(7, 5, 3, generator=g)
-    (_GatherRows.apply(table, idx) * w).sum().backward()
+    (GatherRows.apply(table, idx) * w).sum().backward()
     got = table.grad.clone()
     table.grad = None
     (table[idx] * w).sum().backward()
@@ -255,7 +255,7 @@ def test_im2col_strided_equals_unfold():
     """The no-grad im2col (one strided copy) equals the autograd one (F.unfold + permute) for both layouts."""
     import random
 
-    from lutnb.layers import im2col
+    from lutnb.vq.layers import im2col
 
     rnd = random.Random(0)
     checked = 0
@@ -275,7 +275,7 @@ def test_im2col_strided_equals_unfold():
 
 
 def test_two_sided_mse_and_straight_through_match_their_definitions():
-    from lutnb.layers import _StraightThrough, two_sided_mse
+    from lutnb.vq.layers import StraightThrough, two_sided_mse
 
     g = torch.Generator().manual_seed(0)
     a0, b0 = torch.randn(5, 7, generator=g), torch.randn(5, 7, generator=g)
@@ -289,7 +289,7 @@ def test_two_sided_mse_and_straight_through_match_their_definitions():
     # straight-through: the forward value is the target exactly, the gradient reaches y_exact unchanged
     y_exact = torch.randn(3, 4, generator=g, requires_grad=True)
     target = torch.randn(3, 4, generator=g)
-    out = _StraightThrough.apply(y_exact, target)
+    out = StraightThrough.apply(y_exact, target)
     assert torch.equal(out, target)
     w = torch.randn(3, 4, generator=g)
     (out * w).sum().backward()

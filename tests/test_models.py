@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from lutnb import models as M
+from lutnb.zoo import models as M
 
 SHAPES = {
     "digits_cnn": (2, 1, 8, 8),

@@ -10,9 +10,11 @@ import torch
 
 pytest.importorskip("numba")
 
-from lutnb import engine, native, quant  # noqa: E402
-from lutnb.distances import METRICS, _broadcast_distance, encode  # noqa: E402
-from lutnb.export import random_layer  # noqa: E402
+from lutnb.deploy import engine  # noqa: E402
+from lutnb.deploy.export import random_layer  # noqa: E402
+from lutnb.kernels import dispatch, numba_kernels
+from lutnb.vq import quant
+from lutnb.vq.distances import METRICS, broadcast_distance, encode  # noqa: E402
 
 
 @pytest.fixture(params=["compiled", "numba"], autouse=True)
@@ -37,7 +39,7 @@ def torch_only(monkeypatch):
 def ref_encode(x, cb, metric, torch_only):
     """The torch reference: encode for L1/Chebyshev; argmin of the broadcast sum((x - c)^2) for L2."""
     if metric == "l2":
-        return _broadcast_distance(x, cb, "l2").argmin(-1)
+        return broadcast_distance(x, cb, "l2").argmin(-1)
     return torch_only(encode, x, cb, metric)
 
 
@@ -47,9 +49,9 @@ def padded(rows, S, v):
 
 def test_enabled_and_switch(monkeypatch):
     monkeypatch.delenv("LUTNB_NATIVE", raising=False)
-    assert native.enabled() and native.unavailable_reason() is None
+    assert numba_kernels.enabled() and numba_kernels.unavailable_reason() is None
     monkeypatch.setenv("LUTNB_NATIVE", "0")
-    assert not native.enabled() and "LUTNB_NATIVE" in native.unavailable_reason()
+    assert not numba_kernels.enabled() and "LUTNB_NATIVE" in numba_kernels.unavailable_reason()
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -70,12 +72,12 @@ def test_fused_equals_torch_random_shapes(metric, seed, torch_only):
     tq = torch.randint(-qmax, qmax + 1, (S, c, N), generator=g)
     want = ref_encode(padded(rows, S, v), cb, metric, torch_only)
     for acc_bits in (None, 8, 12, 32, 40):
-        idx, acc = native.fused_lut_gemm(rows, cb, tq, metric, acc_bits)
+        idx, acc = dispatch.fused_lut_gemm(rows, cb, tq, metric, acc_bits)
         assert idx.dtype == torch.int64 and acc.dtype == torch.int64
         assert torch.equal(idx, want)
         assert torch.equal(acc, quant.lookup_accumulate_reference(want, tq, acc_bits))
-    assert torch.equal(native.native_encode(padded(rows, S, v), cb, metric), want)
-    assert torch.equal(native.native_lookup_accumulate(want, tq, 10),
+    assert torch.equal(dispatch.encode(padded(rows, S, v), cb, metric), want)
+    assert torch.equal(numba_kernels.native_lookup_accumulate(want, tq, 10),
                        quant.lookup_accumulate_reference(want, tq, 10))
 
 
@@ -86,12 +88,12 @@ def test_summation_order_matches_torch_for_every_v(metric, torch_only):
     for v in range(1, 34):
         x = torch.rand(200, 3, v, generator=g) * torch.exp(torch.randn(200, 3, v, generator=g) * 5)
         cb = torch.rand(3, 16, v, generator=g) * torch.exp(torch.randn(3, 16, v, generator=g) * 5)
-        d = _broadcast_distance(x, cb, metric)
-        assert torch.equal(native.native_encode(x, cb, metric), d.argmin(-1)), v
+        d = broadcast_distance(x, cb, metric)
+        assert torch.equal(dispatch.encode(x, cb, metric), d.argmin(-1)), v
 
 
 def test_torch_sum_width_found():
-    assert native.torch_sum_width() in (2, 4, 8, 16, 32)
+    assert numba_kernels.torch_sum_width() in (2, 4, 8, 16, 32)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -102,7 +104,7 @@ def test_ties_take_lowest_index(metric, torch_only):
     cb = torch.cat([base, base, base[:, :2]], 1)  # every centroid appears at least twice
     x = torch.randint(-3, 4, (500, S, v), generator=g).float()
     want = torch_only(encode, x, cb, metric)
-    got = native.native_encode(x, cb, metric)
+    got = dispatch.encode(x, cb, metric)
     assert torch.equal(got, want)
     assert int(got.max()) < 3  # a duplicate never wins over its first copy
 
@@ -115,8 +117,8 @@ def test_nan_and_inf_follow_torch_argmin(metric, torch_only):
     x[1, 1, :] = float("inf")
     cb[0, 3, 2] = float("nan")
     cb[1, 0, :] = float("inf")
-    want = _broadcast_distance(x, cb, metric).argmin(-1)
-    assert torch.equal(native.native_encode(x, cb, metric), want)
+    want = broadcast_distance(x, cb, metric).argmin(-1)
+    assert torch.equal(dispatch.encode(x, cb, metric), want)
     if metric != "l2":
         assert torch.equal(torch_only(encode, x, cb, metric), want)
 
@@ -137,7 +139,7 @@ def test_l2_dispatch_differs_from_matmul_expansion_only_at_near_ties(torch_only)
     cb = torch.randn(16, 16, 4, generator=g)
     nat = encode(x, cb, "l2")
     tor = torch_only(encode, x, cb, "l2")
-    d = _broadcast_distance(x.double(), cb.double(), "l2")
+    d = broadcast_distance(x.double(), cb.double(), "l2")
     pick = lambda i: d.gather(-1, i.unsqueeze(-1))[..., 0]  # noqa: E731
     diff = nat != tor
     # where they differ, both choices are within float32 rounding of each other (in exact arithmetic)
@@ -161,7 +163,7 @@ def test_acc_bits_wrap_cases(acc_bits):
     tq[:, 2] = torch.randint(-32767, 32768, (S, N), generator=g)
     idx = torch.randint(0, c, (70, S), generator=g)
     want = quant.lookup_accumulate_reference(idx, tq, acc_bits)
-    assert torch.equal(native.native_lookup_accumulate(idx, tq, acc_bits), want)
+    assert torch.equal(numba_kernels.native_lookup_accumulate(idx, tq, acc_bits), want)
 
 
 def test_int64_accumulator_path():
@@ -170,13 +172,13 @@ def test_int64_accumulator_path():
     tq = torch.full((S, c, N), 32767)
     idx = torch.zeros(3, S, dtype=torch.long)
     for acc_bits in (None, 32, 40):
-        assert torch.equal(native.native_lookup_accumulate(idx, tq, acc_bits),
+        assert torch.equal(numba_kernels.native_lookup_accumulate(idx, tq, acc_bits),
                            quant.lookup_accumulate_reference(idx, tq, acc_bits))
 
 
 def test_empty_inputs():
     tq = torch.ones(3, 4, 5, dtype=torch.long)
-    idx, acc = native.fused_lut_gemm(torch.zeros(0, 10), torch.randn(3, 4, 4), tq)
+    idx, acc = dispatch.fused_lut_gemm(torch.zeros(0, 10), torch.randn(3, 4, 4), tq)
     assert idx.shape == (0, 3) and acc.shape == (0, 5)
 
 
@@ -187,16 +189,16 @@ def test_run_layer_native_equals_engine(metric, acc_bits):
     x = torch.randn(5, 9, 37)
     s1, s2 = engine.EngineStats(), engine.EngineStats()
     want = engine.run_layer(layer, x, acc_bits, "fast", s1)
-    got = native.run_layer_native(layer, x, acc_bits, s2)
+    got = engine.run_layer_native(layer, x, acc_bits, s2)
     assert torch.equal(got, want)
     assert (s1.rows, s1.lookups, s1.overflows) == (s2.rows, s2.lookups, s2.overflows)
 
 
 def test_bad_inputs():
     with pytest.raises(ValueError, match="K="):
-        native.fused_lut_gemm(torch.zeros(3, 20), torch.randn(3, 4, 4), torch.ones(3, 4, 5, dtype=torch.long))
+        dispatch.fused_lut_gemm(torch.zeros(3, 20), torch.randn(3, 4, 4), torch.ones(3, 4, 5, dtype=torch.long))
     with pytest.raises(ValueError, match="acc_bits"):
-        native.fused_lut_gemm(torch.zeros(3, 12), torch.randn(3, 4, 4), torch.ones(3, 4, 5, dtype=torch.long),
+        dispatch.fused_lut_gemm(torch.zeros(3, 12), torch.randn(3, 4, 4), torch.ones(3, 4, 5, dtype=torch.long),
                               "l2", 3)
     with pytest.raises(IndexError):
-        native.native_lookup_accumulate(torch.full((2, 3), 4), torch.ones(3, 4, 5, dtype=torch.long))
+        numba_kernels.native_lookup_accumulate(torch.full((2, 3), 4), torch.ones(3, 4, 5, dtype=torch.long))

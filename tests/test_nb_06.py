@@ -32,7 +32,7 @@ def test_nb_06_transformers(run_notebook):
 
 
 def test_reference_results_are_complete_if_present():
-    from lutnb.paths import data_dir
+    from lutnb.files import data_dir
 
     path = data_dir() / "reference_results" / "06_transformers_full.json"
     if not path.exists():

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from lutnb import train as T
+from lutnb.zoo import train as T
 
 
 def _blobs(n=256, seed=0):

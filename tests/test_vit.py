@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 import lutnb
-from lutnb import vit
-from lutnb.layers import lut_layers, set_mode
+from lutnb.vq.layers import lut_layers, set_mode
+from lutnb.zoo import train, vit
 
 
 def _model(seed=0):
@@ -48,7 +48,7 @@ def test_modes_and_integer_engine():
 
 
 def test_block_refit_on_vit():
-    from lutnb.transformers import block_refit
+    from lutnb.boosting.refit import block_refit
 
     m = _model()
     lm = lutnb.convert(m, 4, 8, "l2", skip=["patch_embed", "head"])
@@ -68,13 +68,13 @@ def test_random_shift():
 def test_train_vit_lowers_loss_and_workloads():
     from torch.utils.data import TensorDataset
 
-    from lutnb.transformers import transformer_workloads
+    from lutnb.codesign.workloads import transformer_workloads
 
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 1, 8, 8, generator=g)
     y = (x[:, 0, :4].mean((1, 2)) > 0).long()
     m = _model()
-    losses = vit.train_vit(m, TensorDataset(x, y), epochs=6, lr=3e-3, warmup_epochs=1, max_shift=0)
+    losses = train.train_vit(m, TensorDataset(x, y), epochs=6, lr=3e-3, warmup_epochs=1, max_shift=0)
     assert losses[-1] < losses[0]
     works = transformer_workloads(m, torch.zeros(1, 1, 8, 8))
     dense = [w for w in works if w.kind == "attention_dense"]
@@ -119,7 +119,7 @@ def _distill_setup():
     x = torch.randn(96, 1, 8, 8, generator=g)
     y = (x[:, 0, :4].mean((1, 2)) > 0).long()
     teacher = _model()
-    vit.train_vit(teacher, TensorDataset(x[:64], y[:64]), epochs=3, lr=3e-3, warmup_epochs=1, max_shift=0)
+    train.train_vit(teacher, TensorDataset(x[:64], y[:64]), epochs=3, lr=3e-3, warmup_epochs=1, max_shift=0)
     lm = lutnb.convert(teacher, 4, 8, "l2", skip=["patch_embed"])
     lutnb.calibrate(lm, [x[:64]], iters=4)
     return teacher, lm, TensorDataset(x[:64], y[:64]), TensorDataset(x[64:], y[64:])
@@ -127,7 +127,7 @@ def _distill_setup():
 
 def test_distill_classifier_selects_the_best_validation_epoch():
     from lutnb.boosting import accuracy
-    from lutnb.transformers import distill_classifier
+    from lutnb.boosting.distill import distill_classifier
 
     teacher, lm, train, val = _distill_setup()
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
@@ -147,7 +147,7 @@ def test_distill_classifier_ema_and_argument_checks():
     import pytest
 
     from lutnb.boosting import accuracy
-    from lutnb.transformers import distill_classifier
+    from lutnb.boosting.distill import distill_classifier
 
     teacher, lm, train, val = _distill_setup()
     hist = distill_classifier(lm, teacher, train, val, epochs=2, quant_epochs=0, batch_size=16, ema=0.9)
@@ -171,11 +171,11 @@ def test_train_vit_activation_noise_is_training_only():
     x = torch.randn(64, 1, 8, 8, generator=g)
     y = (x[:, 0, :4].mean((1, 2)) > 0).long()
     a, b = _model(), _model()
-    la = vit.train_vit(a, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0)
-    lb = vit.train_vit(b, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0, act_noise=0.5)
+    la = train.train_vit(a, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0)
+    lb = train.train_vit(b, TensorDataset(x, y), epochs=2, lr=3e-3, warmup_epochs=1, max_shift=0, act_noise=0.5)
     assert la != lb  # the noise changed the training
     assert not any(m._forward_pre_hooks for m in b.modules())  # and is gone afterwards
     with torch.no_grad():
         assert torch.equal(b(x), b(x))  # evaluation is deterministic
     with pytest.raises(ValueError, match="act_noise"):
-        vit.train_vit(_model(), TensorDataset(x, y), epochs=1, act_noise=-0.1)
+        train.train_vit(_model(), TensorDataset(x, y), epochs=1, act_noise=-0.1)

@@ -35,8 +35,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from lutnb.cifar import load_data, resnet20_experiment
-    from lutnb.results import write_results
+    from lutnb.experiments.cifar import load_data, resnet20_experiment
+    from lutnb.nb.results import write_results
 
     data, tmp = load_data("fake" if args.smoke else "real", seed=args.seed, root=args.data_root)
     print(data, f"device {args.device}", flush=True)

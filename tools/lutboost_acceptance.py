@@ -23,9 +23,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from lutnb.boosting import compare, summarize
-    from lutnb.paths import results_dir
-    from lutnb.results import write_results
+    from lutnb.experiments.compare import compare, summarize
+    from lutnb.files import results_dir
+    from lutnb.nb.results import write_results
 
     out = results_dir() / f"lutboost_acceptance_{args.model}.json"
     records: list[dict] = []

@@ -20,18 +20,19 @@ import torch
 import torch.nn.functional as F
 
 import lutnb
-from lutnb import transformers as T
-from lutnb.calibration import kmeans
-from lutnb.distances import encode
+from lutnb.boosting import distill, embeddings, refit
+from lutnb.vq.calibration import kmeans
+from lutnb.vq.distances import encode
+from lutnb.zoo import minilm
 
 
 def _setup(args):
-    tok, model = T.load_minilm()
+    tok, model = minilm.load_minilm()
     model.eval()
-    heldout = T.load_sentences("heldout", args.heldout)
-    ho = T.token_batches(tok, heldout, 100)
-    ref = T.sentence_embeddings(model, ho)
-    tr = T.token_batches(tok, T.load_sentences("train"), 64)
+    heldout = minilm.load_sentences("heldout", args.heldout)
+    ho = minilm.token_batches(tok, heldout, 100)
+    ref = embeddings.sentence_embeddings(model, ho)
+    tr = minilm.token_batches(tok, minilm.load_sentences("train"), 64)
     return tok, model, heldout, ho, ref, tr
 
 
@@ -39,14 +40,14 @@ def _refit(model, tr, args, skip: str | None = None):
     # explicit names: the glob "*.output.dense" would also match attention.output.dense
     names = [f"encoder.layer.{i}.{skip}" for i in range(len(model.encoder.layer))] if skip else []
     lut = lutnb.convert(model, args.v, 16, args.metric, table_bits=8, skip=names)
-    residual = {k: m for k, m in T.BERT_RESIDUALS.items() if k != skip}
-    T.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=residual, progress=True)
+    residual = {k: m for k, m in minilm.BERT_RESIDUALS.items() if k != skip}
+    refit.block_refit(lut, model, tr, ridge=1e-3, iters=8, residual=residual, progress=True)
     return lut
 
 
 def _report(label, ref, lut, ho):
     for mode in ("lut", "quant"):
-        f = T.fidelity(ref, T.sentence_embeddings(lut, ho, mode=mode))
+        f = embeddings.fidelity(ref, embeddings.sentence_embeddings(lut, ho, mode=mode))
         print(f"{label} [{mode} tables]: mean {f['mean_cos']:.4f}  min {f['min_cos']:.4f}  "
               f"5% {f['p05_cos']:.4f}  spearman {f['spearman']:.4f}  (n={f['n']})", flush=True)
 
@@ -55,7 +56,7 @@ def probe_oracle(args) -> None:
     """Calibrate on the held-out sentences too: an optimistic ceiling for the refit on this corpus."""
     tok, model, heldout, ho, ref, tr = _setup(args)
     _report("refit on train", ref, _refit(model, tr, args), ho)
-    tr = T.token_batches(tok, T.load_sentences("train") + heldout, 64)
+    tr = minilm.token_batches(tok, minilm.load_sentences("train") + heldout, 64)
     _report("refit on train + the held-out sentences themselves", ref, _refit(model, tr, args), ho)
 
 
@@ -65,7 +66,7 @@ def probe_worst(args) -> None:
 
     _, model, heldout, ho, ref, tr = _setup(args)
     lut = _refit(model, tr, args)
-    cos = F.cosine_similarity(ref, T.sentence_embeddings(lut, ho, mode="quant"), dim=-1)
+    cos = F.cosine_similarity(ref, embeddings.sentence_embeddings(lut, ho, mode="quant"), dim=-1)
     for i in cos.argsort()[:args.top].tolist():
         print(f"{float(cos[i]):.3f}  {heldout[i]}")
     written = set(HAND_WRITTEN)
@@ -76,7 +77,7 @@ def probe_worst(args) -> None:
 
 def _vq_refit_error(X, y, scale=None, v=2, c=16, seed=0):
     """Relative output error on a held-out fifth of the rows: k-means (L2) VQ of X / scale, then the ridge
-    least-squares refit of [W, b] on the rows scale * C[idx] against y. What `T._refit_layer` does, plus the
+    least-squares refit of [W, b] on the rows scale * C[idx] against y. What `refit._refit_layer` does, plus the
     per-row scale and the held-out rows it has no room for (its ridge pulls toward the old weights, this one
     toward zero; both at 1e-3 of the mean diagonal)."""
     n, K = X.shape
@@ -101,22 +102,22 @@ def probe_layers(args) -> None:
       Euclidean in the new space ("svd"), plus a PCA rotation of it ("svd+pca");
     - per-token scaling (quantize x / rms(x), multiply the output back) for four layer types.
     """
-    tok, model = T.load_minilm()
+    tok, model = minilm.load_minilm()
     model.eval()
-    tr = T.token_batches(tok, T.load_sentences("train", 800), 64)
+    tr = minilm.token_batches(tok, minilm.load_sentences("train", 800), 64)
     names = ["attention.self.query", "attention.output.dense", "intermediate.dense", "output.dense"]
     blocks = (0, 2, 5)
     full = [f"encoder.layer.{li}.{n}" for li in blocks for n in names]
     store, cur = {f: [] for f in full}, {}
 
     def keep(name):
-        return lambda _m, i, _o: store[name].append(T._rows(i[0], cur["mask"]))
+        return lambda _m, i, _o: store[name].append(embeddings.token_rows(i[0], cur["mask"]))
 
     hooks = [model.get_submodule(f).register_forward_hook(keep(f)) for f in full]  # one pass for all
     with torch.no_grad():
         for b in tr:
-            cur["mask"] = T._row_mask(b)
-            T.run_model(model, b)
+            cur["mask"] = embeddings.row_mask(b)
+            embeddings.run_model(model, b)
     for h in hooks:
         h.remove()
     for li in blocks:
@@ -146,13 +147,13 @@ def probe_layers(args) -> None:
 def probe_distill(args) -> None:
     """`distill_embeddings` from the refit model (cosine loss only, batch 32), once per backward."""
     tok, model, heldout, ho, ref, tr = _setup(args)
-    tr32 = T.token_batches(tok, T.load_sentences("train"), 32)
+    tr32 = minilm.token_batches(tok, minilm.load_sentences("train"), 32)
     base = _refit(model, tr, args)
     _report("refit", ref, base, ho)
     state = {k: t.clone() for k, t in base.state_dict().items()}
     for backward in ("exact", "hard"):
         base.load_state_dict(state)
-        hist = T.distill_embeddings(base, model, tr32, args.steps, lr=args.lr, backward=backward,
+        hist = distill.distill_embeddings(base, model, tr32, args.steps, lr=args.lr, backward=backward,
                                     codebook_lr_scale=1.0, hidden_weight=0.0, progress=True)
         first = 1 - sum(h["cos_loss"] for h in hist[:50]) / min(50, len(hist))
         last = 1 - sum(h["cos_loss"] for h in hist[-50:]) / min(50, len(hist))

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from lutnb.paths import data_dir
-from lutnb.results import atomic_write_bytes
+from lutnb.files import data_dir
+from lutnb.nb.results import atomic_write_bytes
 
 OUT = data_dir() / "reference_results" / "06_transformers_full.json"
 
@@ -63,15 +63,18 @@ def main(argv=None) -> int:
     ap.add_argument("--distill-steps", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from lutnb import transformers as T
+    from lutnb.boosting import embeddings
+    from lutnb.experiments import transformers
+    from lutnb.zoo import minilm
 
     meta = {"command": " ".join(["python", "tools/run_06_full.py"] + (argv or sys.argv[1:])),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads,
             "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine()}
     if args.part == "vit":
-        from lutnb.vit import VIT_DIGITS_DIM, VIT_RECIPE
+        from lutnb.zoo.train import VIT_RECIPE
+        from lutnb.zoo.vit import VIT_DIGITS_DIM
 
-        meta["vit_recipe"] = {"recipe": "regroup+block_refit+distill", "distill": T.VIT_DISTILL,
+        meta["vit_recipe"] = {"recipe": "regroup+block_refit+distill", "distill": transformers.VIT_DISTILL,
                               "fp32": VIT_RECIPE, "dim": VIT_DIGITS_DIM}
     rows = []
     metrics, vs = args.metrics.split(","), [int(x) for x in args.v.split(",")]
@@ -79,17 +82,17 @@ def main(argv=None) -> int:
         for seed in [int(s) for s in args.seeds.split(",")]:
             for v in vs:
                 for metric in metrics:
-                    r = T.vit_experiment(metric, v, 16, seed)
+                    r = transformers.vit_experiment(metric, v, 16, seed)
                     rows.append(r)
                     print(json.dumps(r), flush=True)
                     _save(rows, meta)
     else:
-        tok, model = T.load_minilm()
-        ho = T.token_batches(tok, T.load_sentences("heldout"), 100)
-        ref = T.sentence_embeddings(model, ho)
+        tok, model = minilm.load_minilm()
+        ho = minilm.token_batches(tok, minilm.load_sentences("heldout"), 100)
+        ref = embeddings.sentence_embeddings(model, ho)
         for v in vs:
             for metric in metrics:
-                r = T.minilm_experiment(metric, v, 16, n_train=args.n_train, distill_steps=args.distill_steps,
+                r = transformers.minilm_experiment(metric, v, 16, n_train=args.n_train, distill_steps=args.distill_steps,
                                         model=model, tokenizer=tok, reference=ref)
                 rows.append(r)
                 print(json.dumps(r), flush=True)

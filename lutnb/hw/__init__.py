@@ -9,7 +9,7 @@ simulate_layer(work, cfg, engine="fast"|"reference") -> record dict
 simulate_network(workloads, cfg) -> (DataFrame one row per layer, totals dict)
 simulate_dense_layer / simulate_dense_network / systolic_cycles   WS/OS/IS arrays, SCALE-Sim 3.0.0 cycles
 simulate_layer_functional(exported_layer, x, cfg)   bit-exact CCM -> FIFO -> IMM output
-loop_order_traffic, table_swap_timeline, draw_block_diagram   analyses and figures for notebook 04
+loop_order_traffic, table_swap_timeline   dataflow analyses for notebook 04 (their plots: lutnb.nb.plots)
 
 LUT-DLA record fields (one per layer)
 -------------------------------------
@@ -24,10 +24,9 @@ per operand op in (indices, tables, activations, outputs, codebooks): {op}_bits 
 sram_{op}_words, sram_{op}_bytes, dram_{op}_words, dram_{op}_bytes; sram_bytes, dram_bytes.
 Dense records use operands activations, weights, outputs with the same field pattern.
 """
-from .analysis import loop_order_traffic, table_swap_timeline
 from .config import DATAFLOWS, METRICS, LUTDLAConfig, SystolicConfig
+from .dataflow import loop_order_traffic, table_swap_timeline
 from .dense import simulate_dense_layer, simulate_dense_network, systolic_cycles, systolic_sram_accesses
-from .diagram import draw_block_diagram
 from .functional import simulate_layer_functional
 from .lut_sim import ENGINES, OPERANDS, STALL_CAUSES, TIMING_FIELDS, simulate_layer, simulate_network
 from .workloads import (
@@ -40,7 +39,7 @@ from .workloads import (
 
 __all__ = [
     "DATAFLOWS", "ENGINES", "METRICS", "OPERANDS", "STALL_CAUSES", "TIMING_FIELDS",
-    "GemmWorkload", "LUTDLAConfig", "SystolicConfig", "draw_block_diagram", "extract_workloads",
+    "GemmWorkload", "LUTDLAConfig", "SystolicConfig", "extract_workloads",
     "loop_order_traffic", "read_scalesim_topology", "simulate_dense_layer", "simulate_dense_network",
     "simulate_layer", "simulate_layer_functional", "simulate_network", "systolic_cycles",
     "systolic_sram_accesses", "table_swap_timeline", "workloads_frame", "write_scalesim_topology",

@@ -1,13 +1,14 @@
 """Hardware configurations (frozen, self-validating): the LUT-DLA accelerator and dense systolic arrays.
 
-Every number here is an [ours] modelling choice (see shared/PAPER.md), not a value from the paper.
+Every number here is an [ours] modelling choice (see docs/paper.md), not a value from the paper.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
 
-METRICS = ("l2", "l1", "chebyshev")
+from ..kernels.common import METRICS  # noqa: F401  (defined once for kernels, layers and hardware)
+
 DATAFLOWS = ("ws", "os", "is")
 
 

@@ -14,6 +14,8 @@ from collections import deque
 import numpy as np
 import torch
 
+from ..deploy import engine
+from ..vq.functional import conv_output_size
 from .config import LUTDLAConfig
 
 
@@ -72,8 +74,6 @@ def imm_accumulate(idx: np.ndarray, table_q: np.ndarray, cfg: LUTDLAConfig, m_ti
 def simulate_layer_functional(layer, x: torch.Tensor, cfg: LUTDLAConfig | None = None,
                               acc_bits: int | None = 32) -> dict:
     """Run an `ExportedLayer` on input x through CCM -> FIFO -> IMM; returns indices, accumulators, output."""
-    from lutnb import engine
-
     cfg = cfg or LUTDLAConfig(c=layer.c, v=layer.v, metric=layer.metric, table_bits=layer.table_bits)
     if (cfg.c, cfg.v) != (layer.c, layer.v):
         raise ValueError(f"config c={cfg.c}, v={cfg.v} but layer {layer.name} has c={layer.c}, v={layer.v}")
@@ -85,8 +85,6 @@ def simulate_layer_functional(layer, x: torch.Tensor, cfg: LUTDLAConfig | None =
     acc = imm_accumulate(received, layer.table_q, cfg, m_tile, acc_bits)
     y = engine.dequantize(torch.from_numpy(acc), layer)
     if layer.kind == "conv2d":
-        from lutnb.layers import conv_output_size
-
         cv = layer.conv
         ho, wo = conv_output_size(x.shape[2], x.shape[3], tuple(cv["kernel_size"]), tuple(cv["stride"]),
                                   tuple(cv["padding"]), tuple(cv["dilation"]))

@@ -79,7 +79,7 @@ def layer_indices(work: GemmWorkload, cfg: LUTDLAConfig, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).integers(0, cfg.c, size=(work.M, S))
 
 
-def _plan(work: GemmWorkload, cfg: LUTDLAConfig, indices: np.ndarray | None, seed: int) -> _Plan:
+def plan_layer(work: GemmWorkload, cfg: LUTDLAConfig, indices: np.ndarray | None, seed: int) -> _Plan:
     M, N = work.M, work.N
     S = math.ceil(work.K / cfg.v)
     Tm = M if cfg.m_tile is None else min(cfg.m_tile, M)
@@ -192,7 +192,7 @@ class _Producer:
         return self.V
 
 
-def _simulate_fast(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> dict:
+def simulate_plan(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> dict:
     """Event-level engine: group-level max-plus recursion for the CCM-fed tiles, closed form for the rest.
 
     `trace`, if a list, receives one dict per table tile: DMA start/ready and IMM start/end cycles.
@@ -272,8 +272,8 @@ def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: 
     cfg = cfg or LUTDLAConfig()
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: use one of {ENGINES}")
-    plan = _plan(work, cfg, indices, seed)
-    timing = (_simulate_fast if engine == "fast" else _simulate_reference)(plan, cfg)
+    plan = plan_layer(work, cfg, indices, seed)
+    timing = (simulate_plan if engine == "fast" else _simulate_reference)(plan, cfg)
     total = timing["total_cycles"]
     rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "S": plan.S,
            "m_tiles": plan.m_tiles, "n_tiles": plan.n_tiles, **timing}

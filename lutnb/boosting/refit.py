@@ -1,0 +1,240 @@
+"""Block-wise refit of a LUT model against its fp32 teacher: k-means on the inputs the quantized model
+really produces, then a ridge least-squares refit of each layer's weights against the teacher's outputs."""
+from __future__ import annotations
+
+import os
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..vq.calibration import kmeans
+from ..vq.distances import encode
+from ..vq.layers import LUTLayer, lut_layers, set_mode
+from .embeddings import row_mask, run_model, token_rows
+
+
+# ----------------------------------------------------------------------------------------- block refit
+class _Stop(Exception):
+    pass
+
+
+def _block_inputs(model: nn.Module, block: nn.Module, batches: list) -> list:
+    """(args, kwargs) that ``block`` receives for every batch (the model is stopped right there)."""
+    got = []
+
+    def pre(_m, args, kwargs):
+        got.append((tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args), dict(kwargs)))
+        raise _Stop
+
+    h = block.register_forward_pre_hook(pre, with_kwargs=True)
+    try:
+        for b in batches:
+            try:
+                run_model(model, b)
+            except _Stop:
+                pass
+    finally:
+        h.remove()
+    if len(got) != len(batches):
+        raise RuntimeError("block_refit: the first block was not called on every batch; check `blocks=`")
+    return got
+
+
+def _run_block(block: nn.Module, hidden: torch.Tensor, args: tuple, kwargs: dict) -> torch.Tensor:
+    out = block(hidden, *args[1:], **kwargs)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _collect(block, names, hidden_list, inputs, masks, what: str) -> dict:
+    """Rows of the inputs (``what="in"``) or outputs (``"out"``) of the named Linears over all batches."""
+    mods = dict(block.named_modules())
+    store = {n: [] for n in names}
+    cur = {}
+
+    def hook(name):
+        def fn(_m, inp, out):
+            store[name].append(token_rows(inp[0] if what == "in" else out, cur["mask"]))
+        return fn
+
+    hs = [mods[n].register_forward_hook(hook(n)) for n in names]
+    outs = []
+    try:
+        for hidden, (args, kwargs), mask in zip(hidden_list, inputs, masks):
+            cur["mask"] = mask
+            outs.append(_run_block(block, hidden, args, kwargs).detach())
+    finally:
+        for h in hs:
+            h.remove()
+    return {n: torch.cat(v) for n, v in store.items()}, outs
+
+
+def _call_groups(block: nn.Module, hidden, args, kwargs) -> list[list[str]]:
+    """LUT layers of a block in call order, grouped when they read the same input tensor (q, k, v)."""
+    order, seen = [], {}
+
+    def hook(name):
+        def fn(_m, inp):
+            order.append((name, id(inp[0])))
+            seen[id(inp[0])] = inp[0]  # keep the tensor alive so ids stay unique
+        return fn
+
+    hs = [m.register_forward_pre_hook(hook(n)) for n, m in block.named_modules() if isinstance(m, LUTLayer)]
+    try:
+        with torch.no_grad():
+            _run_block(block, hidden, args, kwargs)
+    finally:
+        for h in hs:
+            h.remove()
+    groups, last = [], None
+    for name, key in order:
+        if groups and key == last and name not in groups[-1]:
+            groups[-1].append(name)
+        elif not any(name in g for g in groups):
+            groups.append([name])
+        last = key
+    return groups
+
+
+@torch.no_grad()
+def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge: float, max_rows: int,
+                 iters: int, seed: int, refit_weights: bool, chunk: int = 8192) -> dict:
+    """k-means on ``rows``, then ridge least squares of [W, b] on the quantized rows against ``target``."""
+    g = torch.Generator().manual_seed(seed)
+    sample = rows if rows.shape[0] <= max_rows else rows[torch.randperm(rows.shape[0], generator=g)[:max_rows]]
+    x = layer.split(sample.float()).transpose(0, 1).contiguous()
+    cb = kmeans(x, layer.c, layer.metric, iters=iters, seed=seed)
+    layer.codebooks.data.copy_(cb.to(layer.codebooks.dtype))
+    layer.calibrated.fill_(True)
+    K, N = layer.K, layer.N
+    has_b = layer.bias is not None
+    G = torch.zeros(K + 1, K + 1, dtype=torch.float64)
+    R = torch.zeros(K + 1, N, dtype=torch.float64)
+    W0 = layer.weight.detach().double()
+    b0 = layer.bias.detach().double() if has_b else torch.zeros(N, dtype=torch.float64)
+    err0 = ref = 0.0
+    for i in range(0, rows.shape[0], chunk):
+        r = rows[i:i + chunk].float()
+        sub = layer.split(r)
+        hard = layer._hard_sub(sub, encode(sub, layer.codebooks.detach(), layer.metric))
+        A = torch.cat([hard.reshape(r.shape[0], -1)[:, :K].double(), torch.ones(r.shape[0], 1, dtype=torch.float64)], 1)
+        y = target[i:i + chunk].double()
+        G += A.T @ A
+        R += A.T @ y
+        err0 += float((A[:, :K] @ W0.T + b0 - y).pow(2).sum())
+        ref += float(y.pow(2).sum())
+    out = {"rows": int(rows.shape[0]), "recon_rel_kmeans": err0 / max(ref, 1e-30)}
+    if not refit_weights:
+        out["recon_rel"] = out["recon_rel_kmeans"]
+        return out
+    lam = ridge * float(G.diagonal()[:K].mean().clamp_min(1e-12))
+    prior = torch.cat([W0.T, b0[None]], 0)  # (K+1, N): ridge pulls toward the original weights
+    reg = torch.full((K + 1,), lam, dtype=torch.float64)
+    if not has_b:
+        reg[K] = 1e12 * max(lam, 1.0)  # no bias: pin it to zero
+    sol = torch.linalg.solve(G + torch.diag(reg), R + reg[:, None] * prior)
+    W1, b1 = sol[:K].T, sol[K]
+    # residual from the normal equations: ||A s - y||^2 = s'Gs - 2 s'R + ||y||^2
+    err1 = float((sol * (G @ sol)).sum() - 2 * (sol * R).sum()) + ref
+    layer.weight.data.copy_(W1.to(layer.weight.dtype))
+    if has_b:
+        layer.bias.data.copy_(b1.to(layer.bias.dtype))
+    out["recon_rel"] = max(err1, 0.0) / max(ref, 1e-30)
+    return out
+
+
+def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: str = "encoder.layer", *,
+                ridge: float = 1e-2, max_rows: int = 4096, iters: int = 15, seed: int = 0,
+                refit_weights: bool = True, target: str = "teacher", mode: str = "lut",
+                residual: dict | None = None, progress: bool = False) -> dict:
+    """Calibrate a converted transformer block by block on the activations it really produces.
+
+    ``blocks``: path of the ``nn.ModuleList`` of blocks in both models (``"encoder.layer"`` for BERT,
+    ``"blocks"`` for `lutnb.vit`). Layers outside the blocks must be float (or calibrated already). For
+    each block, for each group of LUT layers in call order (q/k/v share one input): k-means on the inputs
+    those layers receive when everything before them is already a LUT (sequential calibration), then,
+    with ``refit_weights``, a ridge least-squares refit of [W, b] on the *quantized* inputs so that the
+    layer's output matches ``target``: the fp32 teacher's output of the same layer (``"teacher"``, also
+    undoing the error accumulated upstream) or the layer's own exact output (``"self"``). ``ridge`` is
+    relative to the mean diagonal of X^T X and pulls toward the original weights. Padding tokens are
+    ignored (rows where ``attention_mask`` is 0). Returns per-layer stats (relative output error before
+    and after the refit) and ``_seconds``.
+
+    ``residual``: {layer: module} (names inside a block) for layers whose output is added to a residual
+    stream right before ``module`` (e.g. BERT's ``attention.output.dense`` -> ``attention.output.LayerNorm``,
+    `BERT_RESIDUALS`). With ``target="teacher"`` such a layer is refit against the teacher's *sum* at that
+    point minus the student's own residual, so it also corrects, as far as a linear map of its quantized
+    input can, the error the student's residual stream has accumulated.
+    """
+    if target not in ("teacher", "self"):
+        raise ValueError(f"target={target!r}: use 'teacher' or 'self'")
+    if ridge < 0:
+        raise ValueError(f"ridge={ridge} must be >= 0")
+    residual = dict(residual or {})
+    if residual and target != "teacher":
+        raise ValueError("residual= needs target='teacher'")
+    s_blocks, t_blocks = student.get_submodule(blocks), teacher.get_submodule(blocks)
+    if len(s_blocks) != len(t_blocks):
+        raise ValueError(f"student and teacher have {len(s_blocks)} and {len(t_blocks)} blocks under {blocks!r}")
+    inside = {f"{blocks}.{n}" for n, _ in s_blocks.named_modules()}
+    outside = [n for n, m in lut_layers(student) if n not in inside and not bool(m.calibrated)]
+    if outside:
+        raise ValueError(f"LUT layers outside {blocks!r} are not calibrated: {outside[:4]}; skip them in "
+                         "convert() or calibrate them first")
+    batches = list(batches)
+    t0 = time.perf_counter()
+    was_s, was_t = student.training, teacher.training
+    student.eval()
+    teacher.eval()
+    stats = {}
+    from tqdm.auto import tqdm
+
+    with torch.no_grad():
+        inputs = _block_inputs(teacher, t_blocks[0], batches)
+        masks = [row_mask(b) for b in batches]
+        h_t = [a[0] for a, _ in inputs]
+        h_s = [h.clone() for h in h_t]
+        for li in tqdm(range(len(s_blocks)), desc="block_refit", leave=False,
+                       disable=not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")):
+            sb, tb = s_blocks[li], t_blocks[li]
+            set_mode(sb, "exact")
+            groups = _call_groups(sb, h_s[0], *inputs[0])
+            names = [n for g in groups for n in g]
+            res = {n: m for n, m in residual.items() if n in names}
+            if len(res) < len(residual):
+                raise ValueError(f"residual: block {li} has no LUT layer {sorted(set(residual) - set(res))}; "
+                                 f"its LUT layers are {names}")
+            mods = dict(sb.named_modules())
+            for n, m in res.items():
+                if not isinstance(mods.get(m), nn.Module):
+                    raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")
+            if target == "teacher":
+                t_out, h_t_next = _collect(tb, names, h_t, inputs, masks, "out")
+                if res:  # the teacher's sum (layer output + residual) where each such layer joins the stream
+                    t_sum, _ = _collect(tb, list(res.values()), h_t, inputs, masks, "in")
+            lut = dict((n, m) for n, m in mods.items() if isinstance(m, LUTLayer))
+            for gi, group in enumerate(groups):
+                for n, m in lut.items():
+                    done = any(n in g for g in groups[:gi])
+                    m.mode = mode if done else "exact"
+                # inputs of the group, and of the modules that receive the student's sums (same pass)
+                rows, _ = _collect(sb, group + [res[n] for n in group if n in res], h_s, inputs, masks, "in")
+                if target == "self":
+                    outs, _ = _collect(sb, group, h_s, inputs, masks, "out")
+                for j, n in enumerate(group):
+                    tgt = t_out[n] if target == "teacher" else outs[n]
+                    if n in res:  # student's residual = its sum there minus this (exact-mode) layer's output
+                        tgt = t_sum[res[n]] - (rows[res[n]] - F.linear(rows[n], lut[n].weight, lut[n].bias))
+                    stats[f"{blocks}.{li}.{n}"] = _refit_layer(lut[n], rows[n], tgt, ridge, max_rows, iters,
+                                                               seed + 97 * li + j, refit_weights)
+                del rows
+            for m in lut.values():
+                m.mode = mode
+            h_s = [_run_block(sb, h, a, k).detach() for h, (a, k) in zip(h_s, inputs)]
+            h_t = h_t_next if target == "teacher" else [_run_block(tb, h, a, k).detach()
+                                                        for h, (a, k) in zip(h_t, inputs)]
+    student.train(was_s)
+    teacher.train(was_t)
+    stats["_seconds"] = time.perf_counter() - t0
+    return stats

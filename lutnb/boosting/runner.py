@@ -1,0 +1,221 @@
+"""LUTBoost: multistage conversion of a trained fp32 model into a LUT model, and a single-stage baseline.
+
+Stages (see PAPER.md, "Our decisions"; every stage is a frozen, validated config and can be skipped):
+
+0. ``calibrate``  - k-means per sub-space on each layer's inputs (optionally layer by layer, feeding each
+   layer the outputs of the already-quantized layers before it), with BatchNorm re-estimation after each
+   layer (``bn_per_layer``; default) or once at the end.
+1. ``centroids``  - weights frozen; centroids learn from the two-sided reconstruction loss, and from the
+   task/distillation loss only with ``backward="soft"`` (the straight-through backward, the default,
+   passes the task gradient to the layer's input and weights, not to the codebooks).
+2. ``joint``      - weights and centroids learn, optionally distilled from the fp32 teacher; by default
+   the stage ends with its epoch of best validation accuracy (``select_best``).
+3. ``lut_qat``    - tables fake-quantized to ``table_bits`` ("quant" mode with grad: value of the INT-b
+   tables, straight-through gradient), short fine-tune.
+
+``lutboost(...)`` returns ``(lut_model, report)``; ``report.to_frame()`` / ``str(report)`` give the
+per-stage table, ``report.to_dict()`` the JSON. A checkpoint is written atomically after every stage;
+``resume=True`` continues from the last finished one and ends bit-identical to an uninterrupted run.
+``single_stage(...)`` is the LUT-NN style baseline (k-means init + one end-to-end fine-tune).
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..files import atomic_write_bytes, load_checkpoint, save_checkpoint
+from ..runtime import device_of, loaders, progress_disabled, seed_everything
+from ..vq.calibration import calibrate
+from ..vq.conversion import convert
+from ..vq.layers import lut_layers, set_mode
+from .config import STAGE_NAMES, CalibrateStage, LUTBoostConfig, TrainStage
+from .report import LUTBoostReport, StageResult
+from .steps import accuracy, layer_stats, reestimate_batchnorm, run_train_stage
+
+
+class ResumeMismatchError(RuntimeError):
+    """A checkpoint was written by a run with a different configuration."""
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "numpy_pos": int(np_state[2]), "python": json.dumps(random.getstate())}
+
+
+def _set_rng_state(st: dict) -> None:
+    torch.set_rng_state(st["torch"])
+    np.random.set_state(("MT19937", st["numpy_keys"].numpy().astype(np.uint32), st["numpy_pos"], 0, 0.0))
+    py = json.loads(st["python"])
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def _ckpt_path(checkpoint_dir, i: int) -> Path:
+    return Path(checkpoint_dir) / f"stage{i}_{STAGE_NAMES[i]}.pt"
+
+
+def _fingerprint(**kw) -> str:
+    return json.dumps(kw, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------------------------------- lutboost
+def prepare_model(model, v, c, metric, skip, overrides, table_bits, layout):
+    skip = tuple([skip] if isinstance(skip, str) else skip or ())
+    names = {n for n, _ in model.named_modules()}
+    skip = tuple(s for s in skip if any(n == s or fnmatch.fnmatchcase(n, s) for n in names))
+    return convert(model, v, c, metric, skip=skip, overrides=overrides, table_bits=table_bits, layout=layout)
+
+
+def _evaluate_stage(lut, name, epochs, seconds, val, test, history, stats_batches) -> StageResult:
+    return StageResult(stage=name, epochs=epochs, seconds=seconds,
+                       test_acc_lut=accuracy(lut, test, "lut") if test is not None else None,
+                       test_acc_int8=accuracy(lut, test, "quant") if test is not None else None,
+                       val_acc=accuracy(lut, val, "quant") if val is not None else None,
+                       layers=layer_stats(lut, val if val is not None else test, batches=stats_batches),
+                       history=history)
+
+
+def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip=("conv1",),
+             stages: LUTBoostConfig | None = None, seed: int = 0, checkpoint_dir=None, resume: bool = False,
+             teacher: nn.Module | None = None, progress: bool = True, test=None, overrides=None,
+             layout: str = "channel", track_test: bool = False,
+             callback: Callable[[str, nn.Module, "LUTBoostReport"], Any] | None = None,
+             method: str = "lutboost", deterministic: bool = True) -> tuple[nn.Module, LUTBoostReport]:
+    """Convert a trained fp32 ``model`` into a LUT model with LUTBoost; return ``(lut_model, report)``.
+
+    train / val / test: datasets of (x, y); test (optional) is only evaluated, after every stage (and after
+    every epoch with ``track_test=True``, for convergence curves). ``skip``: layers kept float (names
+    that are absent are ignored). ``stages``: a ``LUTBoostConfig`` (default schedule if None). ``teacher``:
+    the fp32 model for distillation (default: a copy of ``model``). ``checkpoint_dir``: a checkpoint is
+    written atomically after every stage; ``resume=True`` continues after the last one found there.
+    ``callback(stage_name, lut_model, report)`` runs after every stage (raise from it to abort). The input
+    model is not modified. The returned model is in "quant" mode (INT-b tables). ``deterministic``: run
+    with ``torch.use_deterministic_algorithms`` (the CPU scatter-add in the codebook gradient is otherwise
+    order-dependent at the last bit, and a resumed run would drift from an uninterrupted one).
+    """
+    prev = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher,
+                         progress, test, overrides, layout, track_test, callback, method)
+    finally:
+        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+
+
+def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
+              test, overrides, layout, track_test, callback, method):
+    from tqdm.auto import tqdm
+
+
+    cfg = stages if stages is not None else LUTBoostConfig()
+    if not isinstance(cfg, LUTBoostConfig):
+        cfg = LUTBoostConfig(tuple(cfg))
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
+    model = copy.deepcopy(model).eval()
+    if teacher is None and any(isinstance(s, TrainStage) and s.distill_weight > 0 and not s.skip
+                               for s in cfg.stages):
+        teacher = copy.deepcopy(model).eval()
+    if teacher is not None:
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+    fp32_acc = accuracy(model, test) if test is not None else float("nan")
+    seed_everything(seed)
+    lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
+    set_mode(lut, "lut")
+    fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method)
+    report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
+                            else metric, seed, fp32_acc, [], cfg.to_dict())
+    start = 0
+    if resume:
+        for i in reversed(range(len(STAGE_NAMES))):
+            p = _ckpt_path(checkpoint_dir, i)
+            if p.exists():
+                ck = load_checkpoint(p)
+                if ck["fingerprint"] != fp:
+                    raise ResumeMismatchError(f"checkpoint {p} was written by a different run configuration; "
+                                              "use another checkpoint_dir or resume=False")
+                lut.load_state_dict(ck["model"])
+                report = LUTBoostReport.from_dict(json.loads(ck["report"]))
+                report.resumed_from = str(p)
+                _set_rng_state(ck["rng"])
+                start = i + 1
+                break
+    stats_batches = 2
+    bar = tqdm(list(enumerate(cfg.stages))[start:], desc=method, disable=progress_disabled(progress))
+    for i, st in bar:
+        bar.set_postfix(stage=st.name)
+        tic = time.perf_counter()
+        if st.skip or (isinstance(st, TrainStage) and st.epochs == 0):
+            report.stages.append(StageResult(st.name, 0, 0.0, None, None, None, {}, [], skipped=True))
+        elif isinstance(st, CalibrateStage):
+            seed_everything(seed + 1000 * i)
+            dev = device_of(lut)
+            cal_batches = [x.to(dev) for k, (x, _) in zip(range(st.batches), loaders(train, st.batch_size, True,
+                                                                                     seed))]
+            if st.sequential and st.bn_reestimate and st.bn_per_layer:
+                # layer by layer, re-estimating BatchNorm after each: the next layer's k-means then sees
+                # the activations it will get at inference (fresh BN statistics after the quantized layers)
+                for k, (name, _) in enumerate(list(lut_layers(lut))):
+                    calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters, seed=seed + k,
+                              max_batches=st.batches, sequential=True, layers=[name])
+                    pending = {m: m.mode for _, m in lut_layers(lut) if not bool(m.calibrated)}
+                    for m in pending:  # not calibrated yet: run them float while the statistics are taken
+                        m.mode = "exact"
+                    reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
+                    for m, mode in pending.items():
+                        m.mode = mode
+            else:
+                calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters,
+                          seed=seed, max_batches=st.batches, sequential=st.sequential)
+                if st.bn_reestimate:
+                    reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
+            report.stages.append(_evaluate_stage(lut, st.name, 0, time.perf_counter() - tic, val, test, [],
+                                                 stats_batches))
+        else:
+            hist = run_train_stage(lut, teacher, st, train, val, test, seed + 1000 * i, progress, track_test)
+            if st.bn_reestimate:
+                set_mode(lut, st.mode)
+                reestimate_batchnorm(lut, train, batches=8, batch_size=256, seed=seed + i)
+                set_mode(lut, "lut")
+            report.stages.append(_evaluate_stage(lut, st.name, len(hist), time.perf_counter() - tic, val, test,
+                                                 hist, stats_batches))
+        if checkpoint_dir is not None:
+            save_checkpoint({"model": lut.state_dict(), "stage_index": i, "stage": st.name,
+                             "fingerprint": fp, "report": json.dumps(report.to_dict()), "rng": _rng_state()},
+                            _ckpt_path(checkpoint_dir, i))
+
+            atomic_write_bytes(Path(checkpoint_dir) / "report.json",
+                               (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
+        if callback is not None:
+            callback(st.name, lut, report)
+    set_mode(lut, "quant")
+    lut.eval()
+    lut.lutboost_report = report
+    return lut, report
+
+
+def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip=("conv1",),
+                 epochs: int = 8, lr: float = 5e-4, seed: int = 0, recon_weight: float = 1.0,
+                 backward: str = "exact", calibrate_stage: CalibrateStage | None = None, **kw):
+    """LUT-NN style baseline in the same API: k-means init, then ONE end-to-end fine-tune of weights and
+    centroids for ``epochs`` (task loss through the straight-through estimator, no distillation, no
+    staged schedule, no BatchNorm re-estimation). Evaluated with INT8 tables like LUTBoost."""
+    cal = calibrate_stage or CalibrateStage(sequential=False, bn_reestimate=False)
+    st = TrainStage("joint", epochs=epochs, lr=lr, recon_weight=recon_weight, backward=backward,
+                    bn_reestimate=False)
+    cfg = LUTBoostConfig((cal, TrainStage("centroids", epochs=0, lr=1e-3, train_weights=False, skip=True), st,
+                          TrainStage("lut_qat", epochs=0, lr=1e-3, mode="quant", skip=True)))
+    return lutboost(model, train, val, v=v, c=c, metric=metric, skip=skip, stages=cfg, seed=seed,
+                    method="single_stage", **kw)

@@ -1,0 +1,293 @@
+"""The pieces a LUTBoost stage is built from: accuracy, BatchNorm re-estimation, dead-centroid restarts,
+distance scales, and one training stage."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..runtime import device_of, loaders, progress_disabled, seed_everything
+from ..vq.distances import pairwise_distance
+from ..vq.layers import codebook_params, lut_layers, reconstruction_loss, set_mode
+from .config import TrainStage
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, dataset, mode: str | None = None, batch_size: int = 512) -> float:
+    """Top-1 test accuracy in % with every LUT layer in ``mode`` (None: as they are); modes restored."""
+    saved = {n: m.mode for n, m in lut_layers(model)}
+    if mode is not None:
+        set_mode(model, mode)
+    was = model.training
+    model.eval()
+    dev, correct, total = device_of(model), 0, 0
+    try:
+        for x, y in loaders(dataset, batch_size, False, 0):
+            correct += (model(x.to(dev)).argmax(1) == y.to(dev)).sum().item()
+            total += y.numel()
+    finally:
+        for n, m in lut_layers(model):
+            m.mode = saved[n]
+        model.train(was)
+    return 100.0 * correct / max(1, total)
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, dataset, batches: int = 8, batch_size: int = 256,
+                         seed: int = 0) -> int:
+    """Recompute every BatchNorm's running mean/var on training batches with the model as it is now.
+
+    After conversion the activations after each LUT layer differ from fp32 (quantization error shifts
+    their mean and variance); the stored statistics are stale. Returns how many BatchNorm layers were reset.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not bns:
+        return 0
+    was = model.training
+    saved = [(m.momentum, m.training) for m in bns]
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+        m.train()
+    dev = device_of(model)
+    try:
+        for i, (x, _) in enumerate(loaders(dataset, batch_size, True, seed)):
+            if i >= batches:
+                break
+            model(x.to(dev))
+    finally:
+        for m, (mom, tr) in zip(bns, saved):
+            m.momentum = mom
+            m.train(tr)
+        model.train(was)
+    return len(bns)
+
+
+@torch.no_grad()
+def layer_stats(model: nn.Module, dataset, batches: int = 2, batch_size: int = 256) -> dict:
+    """Per LUT layer, on a few batches: relative reconstruction error ||Y_lut - Y||^2 / ||Y||^2 (float
+    tables, same inputs), codebook utilization entropy (bits, mean over sub-spaces; log2(c) is the max)
+    and dead centroids (never chosen), plus the fraction of dead centroids."""
+    layers = dict(lut_layers(model))
+    acc = {n: {"err": 0.0, "ref": 0.0, "counts": torch.zeros(m.S, m.c, dtype=torch.long)}
+           for n, m in layers.items()}
+
+    def hook(name):
+        def fn(module, inputs, output):
+            rows = module.rows_of(inputs[0])
+            W, b = module.weight_matrix(), module._bias()
+            y = F.linear(rows, W, b)
+            sub = module.split(rows)
+            idx = module.encode_rows(rows)
+            hard = module._hard_sub(sub, idx).reshape(rows.shape[0], -1)
+            y_lut = F.linear(hard, module.padded_weight(), b)
+            a = acc[name]
+            a["err"] += float((y_lut - y).pow(2).sum())
+            a["ref"] += float(y.pow(2).sum())
+            off = torch.arange(module.S, device=idx.device) * module.c
+            a["counts"] += torch.bincount((idx + off).flatten(), minlength=module.S * module.c).reshape(
+                module.S, module.c).cpu()
+        return fn
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    was = model.training
+    model.eval()
+    dev = device_of(model)
+    try:
+        for i, (x, _) in enumerate(loaders(dataset, batch_size, False, 0)):
+            if i >= batches:
+                break
+            model(x.to(dev))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    out = {}
+    for n, a in acc.items():
+        cnt = a["counts"].double()
+        p = cnt / cnt.sum(1, keepdim=True).clamp_min(1)
+        ent = -(p * torch.log2(p.clamp_min(1e-12))).sum(1)
+        dead = int((cnt == 0).sum())
+        out[n] = {"recon_rel": a["err"] / max(a["ref"], 1e-30), "entropy_bits": float(ent.mean()),
+                  "dead_centroids": dead, "dead_fraction": dead / cnt.numel(), "S": layers[n].S,
+                  "c": layers[n].c}
+    return out
+
+
+@torch.no_grad()
+def restart_dead_centroids(layer, counts: torch.Tensor, generator: torch.Generator, noise: float = 0.01) -> int:
+    """Re-seed the centroids of ``layer`` that were never chosen (``counts`` (S, c) == 0): each takes the
+    position of its sub-space's most used centroid plus small noise, splitting that cluster in two.
+    Returns the number restarted."""
+    dead = counts == 0
+    n = int(dead.sum())
+    if n == 0:
+        return 0
+    cb = layer.codebooks.data
+    busiest = counts.argmax(1)  # (S,)
+    src = cb[torch.arange(layer.S, device=cb.device), busiest.to(cb.device)]  # (S, v)
+    scale = cb.std(dim=1, keepdim=True).clamp_min(1e-6)  # (S, 1, v)
+    eps = torch.randn(cb.shape, generator=generator).to(cb.device, cb.dtype) * noise * scale
+    new = src.unsqueeze(1).expand_as(cb) + eps
+    mask = dead.to(cb.device).unsqueeze(-1)
+    cb.copy_(torch.where(mask, new, cb))
+    return n
+
+
+@torch.no_grad()
+def distance_scale(model: nn.Module, dataset, batch_size: int = 256) -> dict:
+    """Mean nearest-centroid distance per LUT layer on one batch (the unit of the soft temperature)."""
+
+    out = {}
+    layers = dict(lut_layers(model))
+
+    def hook(name):
+        def fn(module, inputs, output):
+            sub = module.split(module.rows_of(inputs[0]))
+            d = pairwise_distance(sub, module.codebooks, module.metric)
+            out[name] = float(d.min(-1).values.mean().clamp_min(1e-6))
+        return fn
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    was = model.training
+    model.eval()
+    try:
+        x, _ = next(iter(loaders(dataset, batch_size, False, 0)))
+        model(x.to(device_of(model)))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return out
+
+
+def _freeze_bn(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+# ------------------------------------------------------------------------------------------ train stage
+def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, val, test,
+                     seed: int, progress: bool, track_test: bool, on_epoch: Callable | None = None) -> list:
+    """Train ``model`` in place for one stage; return the per-epoch history."""
+    from tqdm.auto import tqdm
+
+    seed_everything(seed)
+    dev = device_of(model)
+    layers = dict(lut_layers(model))
+    codebooks, others = codebook_params(model)
+    for p in codebooks:
+        p.requires_grad_(True)
+    for p in others:
+        p.requires_grad_(stage.train_weights)
+    groups = [{"params": codebooks, "lr": stage.lr * stage.codebook_lr_scale, "weight_decay": 0.0}]
+    if stage.train_weights:
+        groups.append({"params": others, "lr": stage.lr, "weight_decay": stage.weight_decay})
+    groups = [g for g in groups if g["params"] and g["lr"] > 0]
+    opt = torch.optim.AdamW(groups, lr=stage.lr, weight_decay=0.0)
+    loader = loaders(train, stage.batch_size, True, seed)
+    steps = max(1, stage.epochs * len(loader))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(1.0, k / steps))))
+    set_mode(model, stage.mode, backward=stage.backward, track_recon=stage.recon_weight > 0)
+    for m in layers.values():
+        m.table_bits = stage.table_bits
+    scales = distance_scale(model, train) if stage.backward == "soft" else {}
+    t0, t1 = stage.temperature
+    gen = torch.Generator().manual_seed(seed + 7919)
+    if teacher is not None:
+        teacher.eval()
+    history = []
+    step = 0
+    best_val, best_epoch, best_state = -1.0, None, None
+    bar = tqdm(range(1, stage.epochs + 1), desc=stage.name, leave=False, disable=progress_disabled(progress))
+    try:
+        for epoch in bar:
+            tic = time.perf_counter()
+            model.train()
+            if not stage.train_weights or stage.freeze_bn:
+                _freeze_bn(model)  # weights frozen: BN statistics stay those of the calibrated model
+            counts = {n: torch.zeros(m.S, m.c, dtype=torch.long) for n, m in layers.items()}
+            for m in layers.values():
+                m.keep_indices = stage.dead_restart
+            sums = {"task": 0.0, "recon": 0.0, "distill": 0.0, "loss": 0.0}
+            n_seen = 0
+            for x, y in loader:
+                if scales:
+                    frac = step / steps
+                    tau = t0 * (t1 / t0) ** frac
+                    for n, m in layers.items():
+                        m.temperature = tau * scales[n]
+                x, y = x.to(dev), y.to(dev)
+                logits = model(x)
+                task = F.cross_entropy(logits, y)
+                loss = stage.task_weight * task
+                recon = reconstruction_loss(model) if stage.recon_weight > 0 else None
+                if recon is not None:
+                    loss = loss + stage.recon_weight * recon
+                kd = None
+                if teacher is not None and stage.distill_weight > 0:
+                    with torch.no_grad():
+                        t_logits = teacher(x)
+                    T = stage.distill_temperature
+                    kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1),
+                                  reduction="batchmean", log_target=True) * T * T
+                    loss = loss + stage.distill_weight * kd
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"stage {stage.name}: loss became {loss.item()} at epoch {epoch}; "
+                                             f"lower lr={stage.lr}")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                step += 1
+                if stage.dead_restart:
+                    for n, m in layers.items():
+                        idx = m.last_indices
+                        if idx is not None:
+                            off = torch.arange(m.S, device=idx.device) * m.c
+                            counts[n] += torch.bincount((idx + off).flatten(),
+                                                        minlength=m.S * m.c).reshape(m.S, m.c).cpu()
+                bs = y.shape[0]
+                n_seen += bs
+                sums["task"] += task.item() * bs
+                sums["recon"] += (recon.item() if recon is not None else 0.0) * bs
+                sums["distill"] += (kd.item() if kd is not None else 0.0) * bs
+                sums["loss"] += loss.item() * bs
+            restarted = 0
+            if stage.dead_restart:
+                for n, m in layers.items():
+                    restarted += restart_dead_centroids(m, counts[n], gen)
+                    m.keep_indices = False
+                    m.last_indices = None
+            rec = {k: v / max(1, n_seen) for k, v in sums.items()}
+            rec.update(epoch=epoch, lr=opt.param_groups[-1]["lr"], restarted=restarted,
+                       val_acc=accuracy(model, val) if val is not None else None,
+                       test_acc=accuracy(model, test) if (track_test and test is not None) else None,
+                       seconds=time.perf_counter() - tic)
+            history.append(rec)
+            if stage.select_best and rec["val_acc"] is not None and rec["val_acc"] >= best_val:
+                best_val, best_epoch = rec["val_acc"], epoch  # ties go to the later (lower-lr) epoch
+                best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(loss=f"{rec['loss']:.3f}", val=rec["val_acc"])
+            if on_epoch is not None:
+                on_epoch(stage.name, rec)
+        if best_state is not None and best_epoch != len(history):
+            model.load_state_dict(best_state)
+        for rec in history:
+            rec["selected"] = rec["epoch"] == best_epoch if best_state is not None else None
+    finally:
+        for m in layers.values():
+            m.keep_indices = False
+            m.last_indices = None
+        for p in model.parameters():
+            p.requires_grad_(True)
+        set_mode(model, "lut", track_recon=False, backward="exact")
+        model.eval()
+    return history

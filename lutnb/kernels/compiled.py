@@ -1,0 +1,342 @@
+"""The compiled LUT kernel (lutnb/kernels/csrc/lutgemm.c): fused encode + int8 look-up-accumulate, called via ctypes.
+
+Why a C kernel next to the numba ones (`lutnb.native`): the look-up the accelerator does in its IMM maps onto
+two AVX-512 instructions that numba cannot emit. The codes of 4 sub-spaces of a row are packed into one
+32-bit word (byte q = 16*q + code, c <= 16); one 64-byte register holds the INT8 tables of those 4 sub-spaces
+for one output column; ``vpermb`` looks up 64 entries (16 rows x 4 sub-spaces) at once and ``vpdpbusd`` adds
+each row's 4 entries into its int32 accumulator. The encode keeps a row block's sub-vectors in registers and
+runs the distance and running argmin 16 rows per instruction. Measured on the issue-2 layer (M=4096, K=576,
+N=64, v=4, c=16, 1 thread): see ``benchmarks/bench_engine.py``.
+
+Build: the first call compiles the source with the system C compiler (``$CC``, default ``cc``;
+``-O3 -march=native -ffp-contract=off``: no FMA contraction, so float results equal the torch path) into
+``$LUTNB_CACHE`` (default ``~/.cache/lutnb``), keyed by the source, the flags, the compiler and the CPU, and
+written atomically. Without a compiler, or with ``LUTNB_CKERNEL=0``, everything falls back to the numba
+kernels (and ``LUTNB_NATIVE=0`` switches both off). Where the CPU lacks AVX-512 VBMI/VNNI the same source
+builds a portable version (plain loops, the same results).
+
+Exactness: for L1/L2 with v <= 4 and Chebyshev with any v the indices equal `lutnb.native.native_encode`
+(and so the torch encode) bit for bit; the accumulators equal `lutnb.quant.lookup_accumulate_reference`.
+Tables must fit int8 (INT8 tables, the default; wider tables use the numba kernel).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import METRIC_CODES
+
+SOURCE = Path(__file__).parent / "csrc" / "lutgemm.c"
+
+
+FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-std=gnu11"]
+
+
+
+
+MAX_V = 64
+
+
+_lock = threading.Lock()
+
+
+_libs: dict[bool, ctypes.CDLL | None] = {}
+
+
+_errors: dict[bool, str] = {}
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+_pool_size = 0
+
+
+def enabled() -> bool:
+    """False when LUTNB_CKERNEL is set to 0/false/off/no."""
+    return os.environ.get("LUTNB_CKERNEL", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
+def _cpu_id() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [ln for ln in f if ln.startswith(("flags", "model name", "Features", "CPU part"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.processor() + platform.machine()
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC", "cc")
+    return shutil.which(cc)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LUTNB_CACHE", Path.home() / ".cache" / "lutnb"))
+
+
+def library_path(portable: bool = False) -> Path:
+    """Where the compiled library for this source, compiler, flags and CPU lives (built or not)."""
+    cc = _compiler() or "cc"
+    flags = FLAGS + (["-DLUTNB_PORTABLE"] if portable else [])
+    key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), cc.encode(),
+                                     _cpu_id().encode()])).hexdigest()[:16]
+    return cache_dir() / f"lutgemm-{'portable-' if portable else ''}{key}.so"
+
+
+def build(portable: bool = False) -> Path:
+    """Compile the kernel (if not cached) and return the library path; raises RuntimeError with the reason."""
+    out = library_path(portable)
+    if out.exists():
+        return out
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError(f"no C compiler ({os.environ.get('CC', 'cc')!r} not on PATH); install gcc or set CC")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.close(fd)
+    cmd = [cc, *FLAGS, *(["-DLUTNB_PORTABLE"] if portable else []), "-o", tmp, str(SOURCE), "-lm"]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE.name} failed ({' '.join(cmd)}):\n{r.stderr[-2000:]}")
+        os.replace(tmp, out)  # atomic: concurrent builders each write their own temp file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+    lib.lutnb_simd_level.restype = i32
+    lib.lutnb_row_block.restype = i32
+    lib.lutnb_encode.restype = i32
+    lib.lutnb_encode.argtypes = [p, i64, p, i64, i64, i64, i32, i32, i64, i64, p]
+    lib.lutnb_fused.restype = i32
+    lib.lutnb_fused.argtypes = [p, i64, p, i64, i64, i64, i32, i32, p, p, i64, i32, i64, i64, p, p, p, p, p]
+    lib.lutnb_lookup.restype = i32
+    lib.lutnb_lookup.argtypes = [p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p]
+    lib.lutnb_table_sum_f32.restype = None
+    lib.lutnb_table_sum_f32.argtypes = [p, p, i64, i64, i64, p, i64, i64, p]
+    lib.lutnb_table_scatter_f32.restype = None
+    lib.lutnb_table_scatter_f32.argtypes = [p, p, i64, i64, i64, i64, i64, i64, p]
+    return lib
+
+
+def load(portable: bool = False) -> ctypes.CDLL | None:
+    """The loaded library (building it on first use), or None when it cannot be built (see `unavailable_reason`)."""
+    with _lock:
+        if portable not in _libs:
+            try:
+                _libs[portable] = _declare(ctypes.CDLL(str(build(portable))))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                _libs[portable] = None
+                _errors[portable] = str(e)
+        return _libs[portable]
+
+
+def available() -> bool:
+    return enabled() and load() is not None
+
+
+def unavailable_reason() -> str | None:
+    if not enabled():
+        return "disabled by LUTNB_CKERNEL=0"
+    if load() is None:
+        return _errors.get(False, "unknown")
+    return None
+
+
+def simd_level(lib: ctypes.CDLL | None = None) -> int:
+    """2: AVX-512 encode and vpermb/vpdpbusd look-up; 1: AVX-512 encode only; 0: portable loops."""
+    lib = lib or load()
+    return int(lib.lutnb_simd_level()) if lib is not None else -1
+
+
+def can_encode(metric: str, v: int) -> bool:
+    """Whether this kernel reproduces the torch encode bit for bit (L1/L2: v <= 4; Chebyshev: any v <= 64)."""
+    return (metric == "chebyshev" and v <= MAX_V) or v <= 4
+
+
+def pack_t4(tq8: np.ndarray) -> np.ndarray:
+    """Tables (S, c<=16, N) int8 -> (G, N4, 64) int8: [g, n, 16*q + j] = tq8[4g+q, j, n], zero padded."""
+    S, c, N = tq8.shape
+    if c > 16:
+        raise ValueError(f"c={c}: the packed look-up needs c <= 16")
+    G, N4 = -(-S // 4), -(-N // 4) * 4
+    t = np.zeros((G * 4, 16, N4), np.int8)
+    t[:S, :c, :N] = tq8
+    return np.ascontiguousarray(t.reshape(G, 4, 16, N4).transpose(0, 3, 1, 2).reshape(G, N4, 64))
+
+
+def _ptr(a: np.ndarray | None):
+    return None if a is None else a.ctypes.data
+
+
+def _parallel(M: int, fn, rb: int = 64) -> None:
+    """fn(begin, end) over ranges of M items (multiples of rb), on up to torch.get_num_threads() threads
+    (ctypes drops the GIL); a nonzero return value is an allocation failure."""
+    global _pool, _pool_size
+    nthreads = max(1, min(torch.get_num_threads(), -(-M // rb)))
+    if nthreads == 1:
+        rc = fn(0, M)
+        if rc:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+        return
+    with _lock:
+        if _pool is None or _pool_size < nthreads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="lutnb-ck")
+            _pool_size = nthreads
+    chunk = -(-M // nthreads)
+    chunk = -(-chunk // rb) * rb
+    starts = list(range(0, M, chunk))
+    futs = [_pool.submit(fn, m0, min(M, m0 + chunk)) for m0 in starts[1:]]
+    rcs = [fn(0, min(M, chunk))]  # the calling thread takes the first range itself
+    rcs += [f.result() for f in futs]
+    for rc in rcs:
+        if rc:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+
+
+def encode(rows: np.ndarray, cb: np.ndarray, metric: str, lib: ctypes.CDLL | None = None) -> np.ndarray:
+    """idx (M, S) int64 for rows (M, K) float32 (K <= S*v, zero-padded) and codebooks (S, c, v) float32."""
+    lib = lib or load()
+    rows = np.ascontiguousarray(rows, np.float32)
+    cb = np.ascontiguousarray(cb, np.float32)
+    M, K = rows.shape
+    S, c, v = cb.shape
+    idx = np.empty((M, S), np.int64)
+    if M and S:
+        finite = int(np.isfinite(cb).all())
+        _parallel(M, lambda a, b: lib.lutnb_encode(_ptr(rows), K, _ptr(cb), S, c, v, METRIC_CODES[metric],
+                                                   finite, a, b, _ptr(idx)))
+    return idx
+
+
+def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_bits: int,
+          t4: np.ndarray | None = None, need_idx: bool = True, lib: ctypes.CDLL | None = None,
+          scale: np.ndarray | None = None, bias: np.ndarray | None = None,
+          ) -> tuple[np.ndarray | None, np.ndarray]:
+    """(idx (M, S) int64 or None, acc (M, N) int64) with acc wrapped to wrap_bits when 0 < wrap_bits < 32.
+
+    tq8: (S, c, N) int8 tables; t4: `pack_t4(tq8)` (computed here when None and the SIMD look-up applies).
+    With ``scale`` (N,) float32 (and optionally ``bias``) the second result is instead the dequantized float32
+    output ``float32(acc) * scale + bias``, bit-identical to `lutnb.quant.dequantize`.
+    """
+    lib = lib or load()
+    rows = np.ascontiguousarray(rows, np.float32)
+    cb = np.ascontiguousarray(cb, np.float32)
+    tq8 = np.ascontiguousarray(tq8, np.int8)
+    M, K = rows.shape
+    S, c, v = cb.shape
+    N = tq8.shape[2]
+    if t4 is None and simd_level(lib) >= 2 and c <= 16:
+        t4 = pack_t4(tq8)
+    idx = np.empty((M, S), np.int64) if need_idx else None
+    out, y, scale, bias = _out_args(M, N, scale, bias)
+    if M and S and N:
+        finite = int(np.isfinite(cb).all())
+        _parallel(M, lambda a, b: lib.lutnb_fused(_ptr(rows), K, _ptr(cb), S, c, v, METRIC_CODES[metric], finite,
+                                                  _ptr(tq8), _ptr(t4), N, wrap_bits, a, b, _ptr(idx), _ptr(out),
+                                                  _ptr(scale), _ptr(bias), _ptr(y)))
+    else:
+        res = out if y is None else y
+        res[:] = 0
+        if y is not None and bias is not None:
+            y[:] = bias
+        if idx is not None:
+            idx[:] = 0 if not (M and S) else encode(rows, cb, metric, lib)
+    return idx, (out if y is None else y)
+
+
+def _out_args(M: int, N: int, scale, bias):
+    if scale is not None:
+        scale = np.ascontiguousarray(scale, np.float32)
+        bias = None if bias is None else np.ascontiguousarray(bias, np.float32)
+        if scale.shape != (N,) or (bias is not None and bias.shape != (N,)):
+            raise ValueError(f"scale and bias must have shape ({N},)")
+        return None, np.empty((M, N), np.float32), scale, bias
+    return np.empty((M, N), np.int64), None, None, None
+
+
+def lookup(idx: np.ndarray, tq8: np.ndarray, wrap_bits: int, t4: np.ndarray | None = None,
+           scale: np.ndarray | None = None, bias: np.ndarray | None = None, lib: ctypes.CDLL | None = None,
+           ) -> np.ndarray:
+    """The look-up half of `fused` for given codes idx (M, S) in [0, c): acc (M, N) int64, or the dequantized
+    float32 output with ``scale`` (and ``bias``)."""
+    lib = lib or load()
+    idx = np.ascontiguousarray(idx, np.int64)
+    tq8 = np.ascontiguousarray(tq8, np.int8)
+    S, c, N = tq8.shape
+    M = idx.shape[0]
+    if idx.ndim != 2 or idx.shape[1] != S:
+        raise ValueError(f"idx must be (M, S={S}); got {idx.shape}")
+    if idx.size and (idx.min() < 0 or idx.max() >= c):
+        raise IndexError(f"indices must be in [0, {c})")
+    if t4 is None and simd_level(lib) >= 2 and c <= 16:
+        t4 = pack_t4(tq8)
+    out, y, scale, bias = _out_args(M, N, scale, bias)
+    res = out if y is None else y
+    if M and N and S:
+        _parallel(M, lambda a, b: lib.lutnb_lookup(_ptr(idx), S, c, _ptr(tq8), _ptr(t4), N, wrap_bits, a, b,
+                                                   _ptr(out), _ptr(scale), _ptr(bias), _ptr(y)))
+    else:
+        res[:] = 0
+        if y is not None and bias is not None:
+            y[:] = bias
+    return res
+
+
+def table_sum(idx: torch.Tensor, tables: torch.Tensor, bias: torch.Tensor | None = None,
+              lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """y (M, N) float32 = sum_s tables[s, idx[:, s]] (+ bias), summed over s in order (float look-up)."""
+    lib = lib or load()
+    idx = idx.to(torch.int64).contiguous()
+    T = tables.detach().float().contiguous()
+    S, c, N = T.shape
+    M = idx.shape[0]
+    y = torch.empty(M, N, dtype=torch.float32)
+    b = None if bias is None else bias.detach().float().contiguous()
+    if M and N:
+        _parallel(M, lambda a, e: lib.lutnb_table_sum_f32(idx.data_ptr(), T.data_ptr(), S, c, N,
+                                                          None if b is None else b.data_ptr(), a, e, y.data_ptr()))
+    return y
+
+
+def table_scatter(idx: torch.Tensor, dy: torch.Tensor, S: int, c: int, lib: ctypes.CDLL | None = None,
+                  ) -> torch.Tensor:
+    """Gradient of `table_sum` w.r.t. the tables: G (S, c, N), G[s, j] = sum of dy[m] over idx[m, s] == j."""
+    lib = lib or load()
+    idx = idx.to(torch.int64).contiguous()
+    dy = dy.detach().float().contiguous()
+    M, N = dy.shape
+    G = torch.zeros(S, c, N, dtype=torch.float32)
+    if M and N and S:
+        _parallel(S, lambda a, e: lib.lutnb_table_scatter_f32(idx.data_ptr(), dy.data_ptr(), M, S, c, N, a, e,
+                                                              G.data_ptr()), rb=1)
+    return G
+
+
+def pack_int8(tq: np.ndarray, lib, packed: dict) -> dict:
+    """Fill packed['tq8'] (int8 tables, None when they do not fit int8) and packed['t4'] (pack_t4 layout,
+    None where the SIMD look-up does not apply) once; returns packed."""
+    if "tq8" not in packed:
+        fits = tq.size == 0 or int(np.abs(tq.astype(np.int64)).max()) <= 127
+        packed["tq8"] = np.ascontiguousarray(tq, np.int8) if fits else None
+        packed["t4"] = (pack_t4(packed["tq8"]) if fits and tq.shape[1] <= 16 and simd_level(lib) >= 2
+                        else None)
+    return packed

@@ -1,0 +1,296 @@
+"""Every plot the notebooks draw that is more than a call and a line of styling."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+
+from ..hw.config import LUTDLAConfig
+from ..vq.distances import encode
+from .figures import PALETTE, plt, set_style
+
+
+def plot_scalar_vs_vq(df, title: str = ""):
+    """Figure 1: relative output error vs bits per activation, scalar INT-b against VQ (v, c) per metric."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(8.4, 4.2))
+    sc = df[df.method != "VQ"].sort_values("bits_per_activation")
+    ax.plot(sc.bits_per_activation, sc.rel_error, "k-s", label="scalar INT-b (MSE-optimal clip)")
+    markers = {1: "o", 2: "^", 4: "D", 8: "v", 9: "P"}
+    vq = df[df.method == "VQ"]
+    for metric, sub in vq.groupby("metric", sort=False):
+        for v, s2 in sub.groupby("v"):
+            s2 = s2.sort_values("bits_per_activation")
+            ax.plot(s2.bits_per_activation, s2.rel_error, marker=markers.get(v, "o"), ls=":", color=PALETTE[metric],
+                    alpha=0.85, label=f"VQ {metric}, v={v}")
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+    ax.text(1.0, ax.get_ylim()[1] * 0.98, " 1 bit", va="top", color="grey")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("bits per activation element (VQ: log2(c)/v)")
+    ax.set_ylabel("relative output error ||ΔY|| / ||Y||")
+    ax.set_title(title or "Scalar vs vector quantization of a layer's activations")
+    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
+def plot_voronoi(ax, points: np.ndarray, codebook: np.ndarray, metric: str, res: int = 300):
+    """Nearest-centroid regions of a 2-D sub-space under `metric`, with the sub-vectors and centroids."""
+    lo = np.minimum(points.min(0), codebook.min(0))
+    hi = np.maximum(points.max(0), codebook.max(0))
+    pad = 0.08 * (hi - lo + 1e-9)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - pad[0], hi[0] + pad[0], res),
+                         np.linspace(lo[1] - pad[1], hi[1] + pad[1], res))
+    grid = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32).unsqueeze(1)
+    lab = encode(grid, torch.tensor(codebook, dtype=torch.float32).unsqueeze(0), metric)[:, 0].numpy()
+    ax.imshow(lab.reshape(res, res), origin="lower", cmap="tab20", alpha=0.35, aspect="auto",
+              extent=(gx.min(), gx.max(), gy.min(), gy.max()), interpolation="nearest")
+    ax.scatter(points[:, 0], points[:, 1], s=4, c="k", alpha=0.35, linewidths=0)
+    ax.scatter(codebook[:, 0], codebook[:, 1], s=70, marker="*", c=PALETTE.get(metric, "r"), edgecolors="k")
+    ax.set_title(f"{metric}")
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+
+
+def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | None = None):
+    """Figure 2: a LUT GEMM from a real small example: sub-vectors, centroids, indices, one table, the sums."""
+    set_style()
+    ncols = 4 if points2d is None else 5
+    fig = plt.figure(figsize=(3.2 * ncols, 3.6))
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    k = 0
+    if points2d is not None:
+        metric = ex.metric
+        plot_voronoi(axes[0], points2d, codebooks2d[metric], metric)
+        axes[0].set_title(f"(a) sub-space 0: nearest centroid ({metric})")
+        k = 1
+    x = ex.x.numpy()
+    ax = axes[k]
+    im = ax.imshow(x, cmap="viridis", aspect="auto")
+    for s in range(1, ex.codebooks.shape[0]):
+        ax.axvline(s * ex.v - 0.5, color="w", lw=2)
+    ax.set_title(f"({chr(97 + k)}) activations X: {x.shape[0]} rows,\nK={x.shape[1]} split into v={ex.v}")
+    ax.set_xlabel("k")
+    ax.set_ylabel("row m")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = axes[k + 1]
+    idx = ex.idx.numpy()
+    ax.imshow(idx, cmap="tab10", aspect="auto", vmin=0, vmax=max(9, ex.c - 1))
+    for (i, j), val in np.ndenumerate(idx):
+        ax.text(j, i, str(val), ha="center", va="center", fontsize=9)
+    ax.set_title(f"({chr(98 + k)}) indices idx[m, s]\n(c={ex.c} centroids per sub-space)")
+    ax.set_xlabel("sub-space s")
+    ax.set_ylabel("row m")
+    ax = axes[k + 2]
+    t0 = ex.tables[0].numpy()
+    im = ax.imshow(t0, cmap="coolwarm", aspect="auto", vmin=-np.abs(t0).max(), vmax=np.abs(t0).max())
+    ax.set_title("(%s) table T_0[j, n] = C_0[j]·W[n, 0]" % chr(99 + k))
+    ax.set_xlabel("output n")
+    ax.set_ylabel("centroid j")
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = axes[k + 3]
+    ye, yl = ex.y_exact.numpy().ravel(), ex.y_lut.numpy().ravel()
+    ax.scatter(ye, yl, s=14, c=PALETTE.get(ex.metric, "C0"))
+    lim = [min(ye.min(), yl.min()), max(ye.max(), yl.max())]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    ax.set_title("(%s) Y = Σ_s T_s[idx] vs exact X W^T" % chr(100 + k))
+    ax.set_xlabel("exact")
+    ax.set_ylabel("look-up sum")
+    fig.tight_layout()
+    return fig
+
+
+def plot_error_heatmaps(df):
+    """VQ relative output error per (v, c), one panel per metric."""
+    set_style()
+    vq = df[df.method == "VQ"]
+    metrics = list(dict.fromkeys(vq.metric))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.2), squeeze=False)
+    vmax = vq.rel_error.max()
+    for ax, metric in zip(axes[0], metrics):
+        piv = vq[vq.metric == metric].pivot(index="v", columns="c", values="rel_error")
+        im = ax.imshow(piv.values, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+        ax.set_xticks(range(len(piv.columns)), piv.columns)
+        ax.set_yticks(range(len(piv.index)), piv.index)
+        for (i, j), val in np.ndenumerate(piv.values):
+            ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7,
+                    color="w" if val > 0.6 * vmax else "k")
+        ax.set_xlabel("c (centroids)")
+        ax.set_ylabel("v (sub-vector length)")
+        ax.set_title(metric)
+        ax.grid(False)
+    fig.colorbar(im, ax=axes[0].tolist(), fraction=0.02)
+    return fig
+
+
+STAGES = (
+    ("model", "trained fp32 model", "#dfe9f5"),
+    ("lutboost", "LUTBoost\n(convert, calibrate,\ncentroids, joint, LUT-QAT)", "#fde8d0"),
+    ("tables", "tables + integer engine\n(INT-b T_s = C_s W_s^T)", "#e2f0d9"),
+    ("simulator", "cycle-level simulator\n(CCM -> FIFO -> IMM)", "#ece2f3"),
+    ("dse", "cost model + co-design\nspace exploration", "#f8dede"),
+)
+
+
+def draw_framework(annotations: dict[str, list[str]] | None = None, title: str = ""):
+    """Draw the pipeline as five boxes with arrows; `annotations[stage]` lines are printed under each box.
+
+    Stage keys: model, lutboost, tables, simulator, dse. Pass numbers computed by a real run.
+    """
+    set_style()
+    annotations = annotations or {}
+    fig, ax = plt.subplots(figsize=(13, 3.9))
+    ax.set_xlim(-0.5, 101)
+    ax.set_ylim(9, 47)
+    ax.axis("off")
+    w, h, gap, y = 16.6, 13.0, 3.5, 24.0
+    x = 1.0
+    centers = []
+    for key, label, color in STAGES:
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4,rounding_size=1.5", fc=color,
+                                    ec="#333333", lw=1.2))
+        ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=8.4, weight="bold")
+        lines = annotations.get(key, [])
+        for i, line in enumerate(lines):
+            ax.text(x + w / 2, y - 3.2 - 3.6 * i, line, ha="center", va="top", fontsize=8.3, color="#222222")
+        centers.append((x, x + w))
+        x += w + gap
+    for (_, right), (left, _) in zip(centers[:-1], centers[1:]):
+        ax.add_patch(FancyArrowPatch((right + 0.5, y + h / 2), (left - 0.5, y + h / 2), arrowstyle="-|>",
+                                     mutation_scale=16, lw=1.5, color="#333333"))
+    # the DSE feeds model parameters back to LUTBoost
+    ax.add_patch(FancyArrowPatch((centers[-1][0] + w / 2, y + h + 0.8), (centers[1][0] + w / 2, y + h + 0.8),
+                                 connectionstyle="arc3,rad=0.12", arrowstyle="-|>", mutation_scale=14, lw=1.1,
+                                 color="#8a3b3b", ls="--"))
+    ax.text(50, 46.5, "co-design: (v, c, metric, table bits) <-> (CCUs, lanes, buffers, bandwidth)", ha="center",
+            va="top", fontsize=8.5, color="#8a3b3b")
+    if title:
+        fig.suptitle(title, fontsize=11, y=1.02)
+    return fig
+
+
+def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict]):
+    """Two panels: MiniLM cosine to fp32 (mean bar, min marker) and ViT accuracy drop, per metric and v."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = ["l2", "l1", "chebyshev"]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, rows, key in ((a, minilm_rows, "minilm"), (b, vit_rows, "vit")):
+        vs = sorted({r["v"] for r in rows})
+        w = 0.8 / max(1, len(vs))
+        for j, v in enumerate(vs):
+            xs, means, lows = [], [], []
+            for i, m in enumerate(metrics):
+                sel = [r for r in rows if r["metric"] == m and r["v"] == v]
+                if not sel:
+                    continue
+                xs.append(i + (j - (len(vs) - 1) / 2) * w)
+                if key == "minilm":
+                    means.append(sel[0]["quant_mean_cos"])
+                    lows.append(sel[0]["quant_min_cos"])
+                else:
+                    means.append(float(np.mean([r["drop_pt"] for r in sel])))
+            ax.bar(xs, means, w * 0.9, label=f"v={v} ({4 / v:g} bit/act)")
+            if key == "minilm":
+                ax.plot(xs, lows, "k_", markersize=14, label="minimum" if j == 0 else None)
+        ax.set_xticks(range(len(metrics)), metrics)
+    a.axhline(0.98, color="grey", ls="--", lw=1)
+    a.set_ylabel("cosine to fp32 embedding (held-out)")
+    a.set_title("all-MiniLM-L6-v2, 36 LUT Linears, INT8 tables")
+    a.set_ylim(0, 1.02)
+    a.legend(fontsize=8, loc="lower right")
+    b.axhline(1.4, color="grey", ls="--", lw=1)
+    b.set_ylabel("accuracy drop vs fp32 (pt, mean of seeds)")
+    b.set_title("tiny ViT on digits, INT8 tables")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+STALL_COLORS = {"imm_cycles": "#4c72b0", "stall_bank_conflict": "#c44e52", "table_load_cycles": "#8172b2",
+                "stall_offchip_bw": "#dd8452", "fill_cycles": "#937860", "stall_fifo_empty": "#55a868"}
+
+
+def _box(ax, x, y, w, h, text, color, fontsize=8):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02", fc=color, ec="black", lw=0.8))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, a, b, text=""):
+    ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=10, lw=1, color="black"))
+    if text:
+        ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.12, text, ha="center", fontsize=7)
+
+
+def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
+    """LUT-DLA's CCM -> index FIFO -> IMM drawn with matplotlib patches, labelled from `cfg`."""
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(11, 4.6))
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 5)
+    ax.axis("off")
+    _box(ax, 0.1, 3.9, 10.8, 0.8, f"off-chip DRAM  ({cfg.offchip_bytes_per_cycle:g} B/cycle, "
+         f"{cfg.clock_mhz:g} MHz)", "#eeeeee", 9)
+    _box(ax, 0.2, 0.4, 1.3, 3.0, f"activation\nSRAM\n({cfg.activation_bits}-bit)", "#fff2cc")
+    ax.add_patch(Rectangle((1.8, 0.3), 3.0, 3.2, fc="#dae8fc", ec="black", lw=1))
+    ax.text(3.3, 3.3, f"CCM: L={cfg.ccus} CCUs x c={cfg.c} PEs ({cfg.metric}, v={cfg.v})", ha="center",
+            fontsize=8, weight="bold")
+    shown = min(cfg.ccus, 4)
+    for i in range(shown):
+        y = 2.6 - i * 0.6
+        pes = min(cfg.c, 6)
+        for j in range(pes):
+            ax.add_patch(Rectangle((2.0 + j * 0.42, y), 0.36, 0.4, fc="white", ec="black", lw=0.6))
+            ax.text(2.18 + j * 0.42, y + 0.2, "d" if j < pes - 1 or pes == cfg.c else "..", ha="center",
+                    va="center", fontsize=6)
+        ax.text(4.6, y + 0.2, "argmin", fontsize=6, ha="center", va="center")
+    if cfg.ccus > shown:
+        ax.text(3.3, 0.45, f"... {cfg.ccus - shown} more CCUs", ha="center", fontsize=7)
+    depth_cells = min(cfg.fifo_depth, 10)
+    for i in range(depth_cells):
+        ax.add_patch(Rectangle((5.1 + i * 0.1, 1.6), 0.1, 0.5, fc="#d5e8d4", ec="black", lw=0.5))
+    ax.text(5.6, 2.3, f"index FIFO\ndepth {cfg.fifo_depth}\n({cfg.index_bits}-bit)", ha="center", fontsize=7)
+    ax.add_patch(Rectangle((6.4, 0.3), 4.4, 3.2, fc="#f8cecc", ec="black", lw=1))
+    ax.text(8.6, 3.3, f"IMM: P={cfg.lanes} look-up lanes, Tn={cfg.table_tile}", ha="center", fontsize=8,
+            weight="bold")
+    for i, name in enumerate(("ping", "pong") if cfg.double_buffer else ("table",)):
+        _box(ax, 6.6 + i * 1.4, 2.1, 1.2, 0.9, f"{name}\n{cfg.c}x{cfg.table_tile}\n{cfg.table_bits}-bit",
+             "white", 7)
+    _box(ax, 9.5, 2.1, 1.2, 0.9, f"index buf\n(reuse)\n{cfg.sram_banks} banks", "white", 7)
+    _box(ax, 6.6, 0.5, 4.1, 1.2, f"{cfg.lanes} lanes x {cfg.table_tile} adders\n"
+         f"{cfg.acc_bits}-bit accumulators (LUT-Stationary)", "white", 8)
+    _arrow(ax, (0.85, 3.9), (0.85, 3.4), "")
+    _arrow(ax, (1.5, 1.9), (1.8, 1.9))
+    _arrow(ax, (4.8, 1.85), (5.1, 1.85))
+    _arrow(ax, (6.1, 1.85), (6.6, 1.2))
+    _arrow(ax, (7.9, 3.9), (7.9, 3.0), f"table tiles ({cfg.table_tile_bytes} B)")
+    _arrow(ax, (7.2, 2.1), (7.6, 1.7))
+    ax.set_title("LUT-DLA block diagram drawn from LUTDLAConfig [our hardware model]", fontsize=10)
+    return fig
+
+
+def plot_timeline(ax, tl, title: str, max_tiles: int = 12, xlabel: bool = True):
+    """Gantt chart of table loads (DMA) and look-up streaming (IMM) per table tile."""
+    tl = tl.head(max_tiles)
+    for _, r in tl.iterrows():
+        ax.broken_barh([(r.dma_start, r.dma_end - r.dma_start)], (1.1, 0.8), fc="#dd8452", ec="black", lw=0.4)
+        ax.broken_barh([(r.imm_start, r.imm_end - r.imm_start)], (0.1, 0.8), fc="#4c72b0", ec="black", lw=0.4)
+        ax.text(r.imm_start + (r.imm_end - r.imm_start) / 2, 0.5, f"s{r.s}", ha="center", va="center",
+                fontsize=6, color="white")
+    ax.set_yticks([0.5, 1.5], ["IMM look-ups", "DMA table load"])
+    if xlabel:
+        ax.set_xlabel("cycle")
+    ax.set_title(title, fontsize=9)
+
+
+def plot_breakdown(ax, df, title: str):
+    """Stacked bars: each layer's cycles split into busy, bank conflicts, table loads, stalls, fill."""
+    bottom = None
+    x = range(len(df))
+    for col, color in STALL_COLORS.items():
+        vals = df[col].to_numpy()
+        ax.bar(x, vals, bottom=bottom, color=color, label=col.replace("_cycles", "").replace("stall_", ""))
+        bottom = vals if bottom is None else bottom + vals
+    ax.set_xticks(list(x), [str(n) for n in df["layer"]], rotation=90, fontsize=6)
+    ax.set_ylabel("cycles")
+    ax.set_title(title, fontsize=9)

@@ -1,0 +1,51 @@
+"""Process-wide helpers every stage may use: seeding, seeded DataLoaders, a model's device, the progress switch."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+    TensorDataset,
+)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def progress_disabled(progress: bool) -> bool:
+    return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
+
+
+# ---------------------------------------------------------------------------------------------- loaders
+def loaders(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,
+            drop_last: bool = False) -> DataLoader:
+    """A DataLoader with a seeded generator: the same ``seed`` gives the same batch order every time.
+
+    A ``TensorDataset`` is indexed a whole batch at a time (no per-sample collate: much faster on CPU).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    g = torch.Generator().manual_seed(int(seed))
+    # the loader gets the generator too: a DataLoader iterator draws its base seed from it, so iterating
+    # (e.g. evaluating the test split after every epoch) never consumes torch's global random state
+    if isinstance(dataset, TensorDataset):
+        base = RandomSampler(dataset, generator=g) if shuffle else SequentialSampler(dataset)
+        return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last), batch_size=None, generator=g)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=drop_last)

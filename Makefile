@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv with torch (CPU), lutnb and its dev/notebook dependencies
 
 reproduce: $(STAMP) ## run every notebook headlessly (SMOKE sizes): figures/, results/, results/executed/
-	$(PY) -m lutnb.reproduce
+	$(PY) -m lutnb.nb.reproduce
 
 reproduce-full: $(STAMP) ## FULL sizes (hours on a CPU; meant for a GPU machine)
-	$(PY) -m lutnb.reproduce --full
+	$(PY) -m lutnb.nb.reproduce --full
 
 test: $(STAMP) ## run the whole test suite (unit tests + notebooks in SMOKE mode)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_calibrate.py [--threads 2] [--images 1024]
 
-The baseline is what the throwaway prototype did (LAB-NOTES: 11-90 s per model): one sklearn KMeans
+The baseline is what the throwaway prototype did (docs/prototype-notes.md: 11-90 s per model): one sklearn KMeans
 (k-means++, n_init=1) per sub-space of every converted layer. Prints seconds and the speed-up.
 """
 from __future__ import annotations

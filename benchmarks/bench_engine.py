@@ -4,10 +4,10 @@ Layer: M=4096 rows, K=576, N=64, v=4, c=16 (the foundation issue's goal: LUT pat
 i.e. ratio dense_ms / lut_ms >= 1.0). For every metric it times, interleaved in the same run, best of N:
 
   dense        torch  x @ W.T  (fp32, the same layer as a plain matmul)
-  torch-fast   lutnb.engine.encode_rows (pure torch encode, LUTNB_NATIVE=0) + lookup_accumulate(impl="fast")
-  native       lutnb.native.layer_rows: fused encode + int32 look-up-accumulate, indices and accumulators
-               returned (the compiled C kernel, lutnb.ckernel, where it applies; numba otherwise)
-  native-layer lutnb.native.run_layer_native: the whole layer (im2col, fused kernel, dequantize); with the
+  torch-fast   lutnb.deploy.engine.encode_rows (pure torch encode, LUTNB_NATIVE=0) + lookup_accumulate(impl="fast")
+  native       lutnb.deploy.engine.layer_rows: fused encode + int32 look-up-accumulate, indices and accumulators
+               returned (the compiled C kernel, lutnb.kernels.compiled, where it applies; numba otherwise)
+  native-layer lutnb.deploy.engine.run_layer_native: the whole layer (im2col, fused kernel, dequantize); with the
                C kernel encode, look-up and dequantize run in one pass
   numba-layer  the same with LUTNB_CKERNEL=0 (numba kernels only), for comparison
 
@@ -17,7 +17,7 @@ kernel's threads (measured here: ratios scattered from 0.6 to 1.3 between runs, 
 where dense is 5-10 % slower).
 
 It also checks that the native indices and accumulators equal the torch engine's (L2 against the broadcasting
-L2 formula; see lutnb/native.py). Usage:
+L2 formula; see lutnb/kernels/numba_kernels.py). Usage:
 
     python benchmarks/bench_engine.py                   # 1 and 2 threads
     python benchmarks/bench_engine.py --threads 1 --repeat 30

@@ -47,12 +47,12 @@ def encode_path() -> str:
     try:
         from lutnb.kernels import numba_kernels as native
     except ImportError:
-        return "torch broadcasting (no lutnb.native)"
+        return "torch broadcasting (no lutnb.kernels.numba_kernels)"
     if native.enabled():
         from lutnb.kernels import compiled as ckernel
 
         if ckernel.available():
-            return ("compiled C kernel (lutnb.ckernel: encode, float table look-up and its backward; "
+            return ("compiled C kernel (lutnb.kernels.compiled: encode, float table look-up and its backward; "
                     "LUTNB_CKERNEL=0 for numba, LUTNB_NATIVE=0 for pure torch)")
         return f"native numba kernel (C kernel off: {ckernel.unavailable_reason()}; LUTNB_NATIVE=0 turns it off)"
     return f"torch broadcasting (native off: {native.unavailable_reason()})"

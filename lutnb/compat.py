@@ -39,6 +39,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lutnb.paths": ("lutnb.files",),
     "lutnb.results": ("lutnb.nb.results", "lutnb.files"),
     "lutnb.figures": ("lutnb.nb.figures",),
+    "lutnb.reproduce": ("lutnb.nb.reproduce",),
     "lutnb.plots": ("lutnb.nb.plots",),
     "lutnb.overview": ("lutnb.nb.plots",),
     "lutnb.hw.analysis": ("lutnb.hw.dataflow",),
@@ -46,7 +47,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 # names that changed as well as moved: old module -> {old name: "new.module:new_name"}
 RENAMED: dict[str, dict[str, str]] = {
-    "lutnb.native": {"native_encode": "lutnb.kernels.dispatch:encode", "can_encode": "lutnb.kernels.dispatch:native_applies"},
+    "lutnb.native": {"native_encode": "lutnb.kernels.dispatch:encode",
+                     "can_encode": "lutnb.kernels.dispatch:native_applies"},
 }
 
 

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -14,9 +15,8 @@ def run_notebook(tmp_path, monkeypatch):
 
     figures/ and results/ are redirected to a temporary folder so tests never touch the real ones.
     """
-    from lutnb.reproduce import run_notebook as _run
-
     from lutnb.files import repo_root
+    from lutnb.nb.reproduce import run_notebook as _run
     from lutnb.nb.results import read_results
 
     res, figs = tmp_path / "results", tmp_path / "figures"
@@ -36,15 +36,20 @@ def run_notebook(tmp_path, monkeypatch):
 
 
 def seed_proxy_results(directory) -> None:
-    """Write a small notebook-01-style results file so DSE/explorer tests read a proxy instead of measuring it.
+    """Write notebook-01-style proxy accuracy records into `directory` (a results folder) so DSE/explorer tests
+    read a proxy instead of measuring it.
 
     The numbers are test fixtures (a monotone toy table), not results; tests that use them check wiring only.
     """
-    from lutnb.nb.results import write_results
+    import pandas as pd
+
+    from lutnb.codesign.accuracy import RECORDS_SUBDIR
+    from lutnb.experiments.accuracy import proxy_records_from_sweep, write_accuracy_records
 
     sweep = [{"method": "VQ", "metric": m, "v": v, "c": c, "rel_error": min(0.95, 0.3 * v / c ** 0.5 + 0.02 * i)}
              for i, m in enumerate(("l2", "l1", "chebyshev")) for v in (1, 2, 4, 8) for c in (4, 8, 16, 32, 64)]
-    write_results("01_vector_quantization", {"vq_sweep": sweep}, directory)
+    write_accuracy_records("01_vector_quantization", proxy_records_from_sweep(pd.DataFrame(sweep)),
+                           Path(directory) / RECORDS_SUBDIR)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""lutnb.ckernel (the compiled fused encode + int8 look-up) equals the torch reference bit for bit.
+"""lutnb.kernels.compiled (the compiled fused encode + int8 look-up) equals the torch reference bit for bit.
 
 Both builds of the C source are checked: the SIMD one (AVX-512 where this CPU has it) and the portable one
 (-DLUTNB_PORTABLE, plain loops), on random shapes with ties, NaN, inf, K not a multiple of v, c > 16, M not

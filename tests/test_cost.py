@@ -1,4 +1,4 @@
-"""lutnb.cost: cited constants, monotone component models, a hand-computed design."""
+"""lutnb.codesign.cost: cited constants, monotone component models, a hand-computed design."""
 import math
 
 import pytest

@@ -1,4 +1,4 @@
-"""lutnb.data: fixed seeded splits, the CIFAR-10 reader on a tiny fixture, safe download and extraction."""
+"""lutnb.zoo.data: fixed seeded splits, the CIFAR-10 reader on a tiny fixture, safe download and extraction."""
 import io
 import tarfile
 

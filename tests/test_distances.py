@@ -48,7 +48,7 @@ def test_encode_is_argmin_of_brute_force(M, S, v, c, metric, seed):
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_chunking_does_not_change_result(metric, monkeypatch):
-    import lutnb.distances as d
+    import lutnb.vq.distances as d
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(1000, 4, 4, generator=g)

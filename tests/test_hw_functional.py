@@ -1,4 +1,4 @@
-"""The functional simulation (CCM -> FIFO -> IMM in LS order) is bit-identical to lutnb.engine."""
+"""The functional simulation (CCM -> FIFO -> IMM in LS order) is bit-identical to lutnb.deploy.engine."""
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""lutnb.models: output shapes, torchvision-matching parameter counts, names LUTBoost relies on."""
+"""lutnb.zoo.models: output shapes, torchvision-matching parameter counts, names LUTBoost relies on."""
 import pytest
 import torch
 from torch import nn

@@ -1,6 +1,6 @@
-"""lutnb.native equals the torch reference bit for bit: indices and integer accumulators.
+"""lutnb.kernels.numba_kernels equals the torch reference bit for bit: indices and integer accumulators.
 
-Every test runs twice: with the compiled C kernel (lutnb.ckernel, used where it applies: INT8 tables, v <= 4
+Every test runs twice: with the compiled C kernel (lutnb.kernels.compiled, used where it applies: INT8 tables, v <= 4
 or Chebyshev) and with LUTNB_CKERNEL=0 (numba kernels only)."""
 import math
 
@@ -28,7 +28,7 @@ def kernel(request, monkeypatch):
 
 @pytest.fixture
 def torch_only(monkeypatch):
-    """Context in which lutnb.distances.encode takes the pure torch path."""
+    """Context in which lutnb.vq.distances.encode takes the pure torch path."""
     def _ref(fn, *a, **k):
         with monkeypatch.context() as m:
             m.setenv("LUTNB_NATIVE", "0")

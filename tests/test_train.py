@@ -1,4 +1,4 @@
-"""lutnb.train: fit learns and is deterministic, evaluate restores the mode, checkpoints round-trip."""
+"""lutnb.zoo.train: fit learns and is deterministic, evaluate restores the mode, checkpoints round-trip."""
 import pytest
 import torch
 from torch import nn

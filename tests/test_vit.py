@@ -1,4 +1,4 @@
-"""lutnb.vit: the tiny ViT for digits, its LUT conversion, engine equality and workloads."""
+"""lutnb.zoo.vit: the tiny ViT for digits, its LUT conversion, engine equality and workloads."""
 import torch
 from torch import nn
 
@@ -88,7 +88,7 @@ def test_greedy_groups_puts_correlated_channels_together():
     base = torch.randn(500, 4, generator=g)
     # channel j is a noisy copy of signal j % 4: the groups of 4 must be {j, j+4, j+8, j+12}
     x = torch.cat([base + 0.05 * torch.randn(500, 4, generator=g) for _ in range(4)], 1)
-    p = vit._greedy_groups(x, 4)
+    p = vit.greedy_groups(x, 4)
     assert sorted(p.tolist()) == list(range(16))
     groups = {frozenset(int(i) % 4 for i in p[k:k + 4]) for k in range(0, 16, 4)}
     assert groups == {frozenset({0}), frozenset({1}), frozenset({2}), frozenset({3})}

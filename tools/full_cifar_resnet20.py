@@ -4,7 +4,7 @@
     python tools/full_cifar_resnet20.py --metric l2 --v 4 --c 16 --fp32-epochs 200 --lut-epoch-scale 5
     python tools/full_cifar_resnet20.py --smoke          # a generated archive in CIFAR's format, 1 epoch each
 
-The recipe lives in `lutnb.cifar` (notebook 08 runs the same code). Results go to
+The recipe lives in `lutnb.experiments.cifar` (notebook 08 runs the same code). Results go to
 results/full_cifar_resnet20.json, checkpoints to data/checkpoints/ (LUTBoost resumes with ``--resume``).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """FULL runs of notebook 06 on a CPU: `python tools/run_06_full.py --part vit` / `--part minilm`.
 
 Writes (merging, one row per model/metric/v/seed) data/reference_results/06_transformers_full.json, which
-notebook 06 reads when USE_REFERENCE = True. Every row is what `lutnb.transformers.vit_experiment` or
+notebook 06 reads when USE_REFERENCE = True. Every row is what `lutnb.experiments.transformers.vit_experiment` or
 `minilm_experiment` returned in this run; the file records the command, thread count and versions.
 """
 from __future__ import annotations

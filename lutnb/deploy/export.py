@@ -6,7 +6,7 @@ File format (`save_tables` / `load_tables`, a NumPy ``.npz``, format version 1):
                          "layers": [{name, kind, v, c, metric, table_bits, in_features, out_features,
                          S, K_padded, has_bias, conv, layout}, ...]}
     <name>/codebooks     float32 (S, c, v)   centroids per sub-space
-    <name>/table_q       int8/int16 (S, c, N) quantized tables Tq (see lutnb.quant for the scale scheme)
+    <name>/table_q       int8/int16 (S, c, N) quantized tables Tq (see lutnb.vq.quant for the scale scheme)
     <name>/scale         float32 (N,)        per-output-channel scale: y = float32(acc) * scale + bias
     <name>/bias          float32 (N,)        present when has_bias
 
@@ -34,6 +34,8 @@ from ..vq.quant import check_table_bits, flat_tables, int_dtype_for, quantize_ta
 
 FORMAT = "lutnb-tables"
 VERSION = 1
+
+
 @dataclass
 class ExportedLayer:
     """One LUT layer as the accelerator sees it."""
@@ -101,6 +103,8 @@ class ExportedLayer:
                                                                "_torch_cache")}
         d.update(S=self.S, K_padded=self.K_padded, has_bias=self.bias is not None)
         return d
+
+
 @dataclass
 class ExportedModel:
     """All exported layers of a model, by name (insertion order = model order)."""
@@ -124,6 +128,8 @@ class ExportedModel:
     @property
     def table_bytes(self) -> int:
         return sum(layer.table_bytes for layer in self)
+
+
 @torch.no_grad()
 def export_layer(name: str, layer: LUTLayer, table_bits: int | None = None) -> ExportedLayer:
     bits = table_bits or layer.table_bits
@@ -142,12 +148,16 @@ def export_layer(name: str, layer: LUTLayer, table_bits: int | None = None) -> E
         bias=None if b is None else b.detach().float().cpu().numpy().copy(),
         conv=conv, layout=getattr(layer, "layout", "channel"),
     )
+
+
 def export_tables(model: torch.nn.Module, table_bits: int | None = None) -> ExportedModel:
     """Export every LUT layer of a converted, calibrated model."""
     layers = {n: export_layer(n, m, table_bits) for n, m in lut_layers(model)}
     if not layers:
         raise ValueError("export_tables found no LUT layers: convert (and calibrate) the model first")
     return ExportedModel(layers)
+
+
 def save_tables(exported: ExportedModel, path: str | Path) -> Path:
     """Write the documented .npz format atomically."""
     import io
@@ -169,6 +179,8 @@ def save_tables(exported: ExportedModel, path: str | Path) -> Path:
     if path.suffix != ".npz":
         path = path.with_suffix(".npz")
     return atomic_write_bytes(path, buf.getvalue())
+
+
 def load_tables(path: str | Path) -> ExportedModel:
     """Read a file written by save_tables (no pickles are loaded)."""
     with np.load(path, allow_pickle=False) as z:
@@ -187,10 +199,14 @@ def load_tables(path: str | Path) -> ExportedModel:
                 codebooks=z[f"{n}/codebooks"], table_q=z[f"{n}/table_q"], scale=z[f"{n}/scale"],
                 bias=z[f"{n}/bias"] if m["has_bias"] else None, conv=m["conv"], layout=m.get("layout", "channel"))
     return ExportedModel(layers)
+
+
 def _hex_lines(values: np.ndarray, bits: int) -> str:
     digits = math.ceil(bits / 4)
     mask = (1 << bits) - 1
     return "\n".join(f"{int(x) & mask:0{digits}x}" for x in values.reshape(-1)) + "\n"
+
+
 def write_hex(exported: ExportedModel, directory: str | Path, codebook_bits: int = 8) -> list[Path]:
     """Write Verilog $readmemh files (tables and codebooks) plus a JSON sidecar per layer."""
     out = Path(directory)
@@ -213,10 +229,14 @@ def write_hex(exported: ExportedModel, directory: str | Path, codebook_bits: int
         for fname, text in files.items():
             written.append(atomic_write_bytes(out / fname, text.encode()))
     return written
+
+
 def read_hex(path: str | Path, bits: int) -> np.ndarray:
     """Parse a $readmemh file back to signed integers (for checks)."""
     vals = np.array([int(s, 16) for s in Path(path).read_text().split()], dtype=np.int64)
     return np.where(vals >= 1 << (bits - 1), vals - (1 << bits), vals)
+
+
 def random_layer(K: int, N: int, v: int = 4, c: int = 16, metric: str = "l2", table_bits: int = 8,
                  seed: int = 0, bias: bool = True, name: str = "layer") -> ExportedLayer:
     """A random but valid exported linear layer (for tests and the simulator)."""

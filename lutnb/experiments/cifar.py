@@ -46,8 +46,12 @@ class Augmented(Dataset):
         if torch.rand((), generator=self.g) < 0.5:
             x = x.flip(-1)
         return x, self.y[i]
+
+
 def _to_device(ds, device: torch.device):
     return TensorDataset(*(t.to(device) for t in ds.tensors)) if device.type != "cpu" else ds
+
+
 def cifar_source(source: str, full: bool) -> str:
     """Resolve ``source`` ("auto", "real", "fake") to "real" or "fake": "auto" is real CIFAR-10 in FULL mode
     (downloaded with a SHA-256 check if missing) and a generated archive in CIFAR's format otherwise (a
@@ -57,6 +61,8 @@ def cifar_source(source: str, full: bool) -> str:
     if source != "auto":
         return source
     return "real" if full else "fake"
+
+
 def load_data(source: str, seed: int = 0, root=None, fake_per_batch: int = 40):
     """(DataSplits, tmp dir or None): real CIFAR-10 (download + checksum) or a generated fake archive."""
 
@@ -66,6 +72,8 @@ def load_data(source: str, seed: int = 0, root=None, fake_per_batch: int = 40):
         sha = make_fake_cifar_archive(archive, n_per_batch=fake_per_batch, seed=seed)
         return load_cifar10(tmp.name, download=True, seed=seed, sha256=sha, url="file:///nonexistent"), tmp
     return load_cifar10(root, download=True, seed=seed), None
+
+
 def resnet20_experiment(data, *, metric: str = "l2", v: int = 4, c: int = 16, v_shortcut: int | None = None,
                         fp32_epochs: int = 200, lut_epoch_scale: float = 5.0, batch_size: int = 128, seed: int = 0,
                         device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,

@@ -16,8 +16,8 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
             stages: LUTBoostConfig | None = None, methods=("lutboost", "single_stage"), skip=("conv1",),
             progress: bool = False, track_test: bool = False, on_record: Callable | None = None) -> list[dict]:
     """Run LUTBoost and/or the single-stage baseline (same total epochs) for every (metric, seed) on a
-    cached pretrained model (``lutnb.train.pretrained``); return one record per run:
-    {model, dataset, method, metric, v, c, bits, seed, fp32_acc, lut_acc (INT8 tables, test), seconds,
+    cached pretrained model (``lutnb.zoo.train.pretrained``); return one record per run:
+    {model, dataset, method, metric, v, c, bits, seed, n_test, fp32_acc, lut_acc (INT8 tables, test), seconds,
     epochs, epoch_curve}. ``on_record(record)`` is called as each finishes (e.g. to save partial results)."""
 
     cfg = stages if stages is not None else LUTBoostConfig()
@@ -43,7 +43,8 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                 else:
                     raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
                 rec = {"model": model_name, "dataset": dataset, "method": method, "metric": metric, "v": v,
-                       "c": c, "bits": equivalent_bits(v, c), "seed": seed, "fp32_acc": rep.fp32_test_acc,
+                       "c": c, "bits": equivalent_bits(v, c), "seed": seed, "n_test": len(data.test),
+                       "fp32_acc": rep.fp32_test_acc,
                        "lut_acc": rep.final_acc, "drop": rep.fp32_test_acc - rep.final_acc,
                        "seconds": time.perf_counter() - tic, "epochs": rep.total_epochs,
                        "epoch_curve": rep.epoch_curve(), "stages": rep.to_frame().reset_index().to_dict("records")}

@@ -40,6 +40,8 @@ def loop_order_traffic(work: GemmWorkload, cfg: LUTDLAConfig, row_tile: int = 25
                      "accumulator_bytes": acc_entries * acc_b,
                      "total_traffic_bytes": table_bytes + act_bytes + idx_bytes})
     return pd.DataFrame(rows)
+
+
 def table_swap_timeline(work: GemmWorkload, cfg: LUTDLAConfig) -> tuple[pd.DataFrame, dict]:
     """Per table tile: DMA start/end and IMM start/end cycles (fast engine), plus the layer's timing."""
     trace: list = []

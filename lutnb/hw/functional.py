@@ -1,10 +1,10 @@
 """Functional simulation: an exported layer's output computed the way LUT-DLA computes it.
 
-CCM: nearest-centroid encode (the distance maths of `lutnb.engine.encode_rows`). Index FIFO: indices
+CCM: nearest-centroid encode (the distance maths of `lutnb.deploy.engine.encode_rows`). Index FIFO: indices
 move in the CCM's order (per row tile, per sub-space, `ccus` rows per push) through a bounded queue of
 `fifo_depth` entries, popped `lanes` at a time. IMM: integer look-ups and accumulation in the
 LUT-Stationary order (row tile, column tile, sub-space), two's-complement wrap at `acc_bits`.
-The result is bit-identical to `lutnb.engine.run_layer` (tested).
+The result is bit-identical to `lutnb.deploy.engine.run_layer` (tested).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Cycle-level LUT-DLA simulator: a per-cycle reference and a fast event-level engine, one record type.
 
-The model ([ours], see shared/PAPER.md and notebook 04): a layer is a GEMM M x K x N, S = ceil(K / v)
+The model ([ours], see docs/paper.md and notebook 04): a layer is a GEMM M x K x N, S = ceil(K / v)
 sub-spaces. LUT-Stationary order: for each row tile (m_tile rows, None = all M), for each column tile of
 `table_tile` (Tn) outputs, for each sub-space s: the DMA loads the c x Tn table tile (ceil(bytes /
 bandwidth) cycles, into one of two ping-pong buffers when double buffering is on), then the IMM streams

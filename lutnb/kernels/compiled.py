@@ -1,6 +1,6 @@
 """The compiled LUT kernel (lutnb/kernels/csrc/lutgemm.c): fused encode + int8 look-up-accumulate, called via ctypes.
 
-Why a C kernel next to the numba ones (`lutnb.native`): the look-up the accelerator does in its IMM maps onto
+Why a C kernel next to the numba ones (`lutnb.kernels` (numba and C, chosen by `lutnb.kernels.dispatch`)): the look-up the accelerator does in its IMM maps onto
 two AVX-512 instructions that numba cannot emit. The codes of 4 sub-spaces of a row are packed into one
 32-bit word (byte q = 16*q + code, c <= 16); one 64-byte register holds the INT8 tables of those 4 sub-spaces
 for one output column; ``vpermb`` looks up 64 entries (16 rows x 4 sub-spaces) at once and ``vpdpbusd`` adds
@@ -15,8 +15,8 @@ written atomically. Without a compiler, or with ``LUTNB_CKERNEL=0``, everything 
 kernels (and ``LUTNB_NATIVE=0`` switches both off). Where the CPU lacks AVX-512 VBMI/VNNI the same source
 builds a portable version (plain loops, the same results).
 
-Exactness: for L1/L2 with v <= 4 and Chebyshev with any v the indices equal `lutnb.native.native_encode`
-(and so the torch encode) bit for bit; the accumulators equal `lutnb.quant.lookup_accumulate_reference`.
+Exactness: for L1/L2 with v <= 4 and Chebyshev with any v the indices equal `lutnb.kernels.dispatch.encode`
+(and so the torch encode) bit for bit; the accumulators equal `lutnb.vq.quant.lookup_accumulate_reference`.
 Tables must fit int8 (INT8 tables, the default; wider tables use the numba kernel).
 """
 from __future__ import annotations
@@ -41,8 +41,6 @@ SOURCE = Path(__file__).parent / "csrc" / "lutgemm.c"
 
 
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-std=gnu11"]
-
-
 
 
 MAX_V = 64
@@ -235,7 +233,7 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_b
 
     tq8: (S, c, N) int8 tables; t4: `pack_t4(tq8)` (computed here when None and the SIMD look-up applies).
     With ``scale`` (N,) float32 (and optionally ``bias``) the second result is instead the dequantized float32
-    output ``float32(acc) * scale + bias``, bit-identical to `lutnb.quant.dequantize`.
+    output ``float32(acc) * scale + bias``, bit-identical to `lutnb.vq.quant.dequantize`.
     """
     lib = lib or load()
     rows = np.ascontiguousarray(rows, np.float32)

@@ -20,6 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..files import figures_dir
 
 PALETTE = {"l2": "#1f77b4", "l1": "#ff7f0e", "chebyshev": "#2ca02c", "fp32": "#444444"}
+
+
 def set_style() -> None:
     """The project's plot style (sets matplotlib rcParams)."""
     plt.rcParams.update({
@@ -28,6 +30,8 @@ def set_style() -> None:
         "font.size": 10, "axes.titlesize": 11, "legend.frameon": False,
         "pdf.fonttype": 42, "svg.hashsalt": "lutnb", "path.simplify": True,
     })
+
+
 def savefig(fig, name: str, directory: str | Path | None = None) -> dict[str, Path]:
     """Save `fig` as `<name>.png` and `<name>.pdf` under figures/ and return both paths."""
     if not name or "/" in name or name.endswith((".png", ".pdf")):

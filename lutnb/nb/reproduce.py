@@ -1,4 +1,4 @@
-"""Run every numbered notebook headlessly with papermill: `python -m lutnb.reproduce [--full]`.
+"""Run every numbered notebook headlessly with papermill: `python -m lutnb.nb.reproduce [--full]`.
 
 Executed copies go to results/executed/ (git-ignored); each notebook writes its own figures/ and
 results/ files. One progress line per notebook.
@@ -16,6 +16,8 @@ from ..files import repo_root, results_dir
 
 def notebook_paths(pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
     return sorted((repo_root() / "notebooks").glob(pattern))
+
+
 def run_notebook(path: Path, parameters: dict, out_dir: Path, quiet: bool = True) -> Path:
     """Execute one notebook with papermill; return the executed copy's path."""
     import papermill as pm
@@ -27,6 +29,8 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, quiet: bool = True
         cwd=str(path.parent), progress_bar=not quiet, log_output=False,
     )
     return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="FULL sizes (hours on a CPU; meant for a GPU)")
@@ -61,5 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1
     return 0
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -22,6 +22,8 @@ from .layers import LUTLayer, lut_layers
 def _batched_distance(x: torch.Tensor, cent: torch.Tensor, metric: str) -> torch.Tensor:
     # x (S, n, v), cent (S, k, v) -> (S, n, k)
     return pairwise_distance(x.transpose(0, 1), cent, metric).transpose(0, 1)
+
+
 def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: int = 0,
            tol: float = 1e-6, seed_rows: int = 2048, median_iters: int = 5) -> torch.Tensor:
     """Batched k-means: x (S, n, v) -> centroids (S, k, v). Deterministic for a given seed."""
@@ -81,6 +83,8 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
             break
         prev = shift
     return cent
+
+
 def cluster_median(x: torch.Tensor, assign: torch.Tensor, k: int, cent: torch.Tensor) -> torch.Tensor:
     """Coordinate-wise (lower) median of each cluster, all sub-spaces at once, by two sorts."""
     S, n, v = x.shape
@@ -96,6 +100,8 @@ def cluster_median(x: torch.Tensor, assign: torch.Tensor, k: int, cent: torch.Te
     pos = pos.unsqueeze(1).expand(S, v, k).reshape(S * v, k)
     med = vals.gather(1, pos).reshape(S, v, k).permute(0, 2, 1)  # (S, k, v)
     return torch.where((counts > 0).unsqueeze(-1), med, cent)
+
+
 class _Collector:
     def __init__(self, layer: LUTLayer, max_rows: int, seed: int):
         self.layer, self.max_rows = layer, max_rows
@@ -121,6 +127,8 @@ class _Collector:
             sel = torch.randperm(x.shape[0], generator=self.g)[: self.max_rows]
             x = x[sel.to(x.device)]
         return x
+
+
 def _batches(batches: Iterable, max_batches: int | None):
     for i, b in enumerate(batches):
         if max_batches is not None and i >= max_batches:
@@ -131,6 +139,8 @@ def _batches(batches: Iterable, max_batches: int | None):
             yield b
             continue
         yield b
+
+
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Iterable, *, max_rows: int = 8192, iters: int = 25, seed: int = 0,
               max_batches: int | None = None, layers: Iterable[str] | None = None, sequential: bool = False,

@@ -12,6 +12,8 @@ from .layers import LUTConv2d, LUTLayer, LUTLinear, check_vc, equivalent_bits
 from .quant import check_table_bits
 
 _OVERRIDE_KEYS = {"v", "c", "metric", "table_bits", "layout", "mode", "backward", "temperature", "acc_bits"}
+
+
 @dataclass
 class LayerReport:
     name: str
@@ -26,6 +28,8 @@ class LayerReport:
     S: int = 0
     equivalent_bits: float = 0.0
     table_bytes: int = 0
+
+
 @dataclass
 class ConversionSummary:
     """What convert() did, layer by layer; `str()` gives a table, `.to_frame()` a pandas DataFrame."""
@@ -65,11 +69,17 @@ class ConversionSummary:
         return "\n".join(lines)
 
     _repr_pretty_ = lambda self, p, cycle: p.text(str(self))  # noqa: E731
+
+
 def _matches(name: str, patterns) -> bool:
     return any(fnmatch.fnmatchcase(name, p) or name == p for p in patterns)
+
+
 # layer types that carry weights a LUT could replace but that convert() does not handle (reported)
 _REPORTED_TYPES = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
                    nn.Bilinear, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag, nn.RNNBase)
+
+
 def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, skip=(), overrides=None,
             table_bits: int = 8, layout: str = "channel", mode: str = "lut", inplace: bool = False,
             verbose: bool = False) -> nn.Module:
@@ -150,6 +160,8 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
     if verbose:
         print(summary)
     return out
+
+
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
     parent_name, _, attr = name.rpartition(".")
     parent = root.get_submodule(parent_name) if parent_name else root

@@ -28,7 +28,6 @@ class GatherRows(torch.autograd.Function):
         return out, None
 
 
-
 class TableSum(torch.autograd.Function):
     """y (M, N) = sum_s T[s, idx[:, s]] for float tables T (S, c, N), with the compiled kernel both ways.
 

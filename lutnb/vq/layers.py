@@ -12,7 +12,7 @@ S*v and split into S sub-spaces of length v; sub-space s has a codebook C_s (c x
   Y = Q W^T + b: the weights' gradient is taken on the quantized rows the layer really uses (the "exact"
   STE takes it on X), the centroids get theirs through W and the input gets the identity.
 - ``"soft"``: soft assignment forward, Y = softmax(-d/T) C W^T + b.
-- ``"quant"``: hard look-up in INT-b tables (see `lutnb.quant` for the scale scheme); in no-grad it is
+- ``"quant"``: hard look-up in INT-b tables (see `lutnb.vq.quant` for the scale scheme); in no-grad it is
   bit-identical to the integer engine; with grad, the value is quantized and the gradient is the "lut"
   mode's (fake quantization with a straight-through estimator).
 

@@ -5,7 +5,7 @@ Every projection is a plain ``nn.Linear`` (patch embedding, attention ``q``/``k`
 of attention, ``Q K^T`` and ``softmax(.) V``, have no fixed weight to precompute a table from: they stay dense
 (float here; a dense MAC unit in hardware), as in the paper's transformer setting.
 
-Register it in `lutnb.models` with ``"vit_digits": vit_digits`` (``from .vit import vit_digits``).
+Register it in `lutnb.zoo.models` with ``"vit_digits": vit_digits`` (``from .vit import vit_digits``).
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 # ------------------------------------------------------------------------------- sub-space regrouping
-def _greedy_groups(x: torch.Tensor, v: int) -> torch.Tensor:
+def greedy_groups(x: torch.Tensor, v: int) -> torch.Tensor:
     """A permutation of the K columns of ``x`` (n, K) that puts strongly correlated channels into the same
     contiguous group of ``v`` (one VQ sub-space): greedy, seeded by the highest-variance free channel."""
     K = x.shape[1]
@@ -164,21 +164,21 @@ def regroup_channels(model: TinyViT, x: torch.Tensor, v: int, residual: bool = T
             h.remove()
     A = {k: torch.cat(v_) for k, v_ in acts.items()}
     for i, b in enumerate(m.blocks):
-        p = _greedy_groups(A[f"{i}.fc2"], v)
+        p = greedy_groups(A[f"{i}.fc2"], v)
         b.fc1.weight.copy_(b.fc1.weight[p])
         b.fc1.bias.copy_(b.fc1.bias[p])
         b.fc2.weight.copy_(b.fc2.weight[:, p])
         at = b.attn
         if at.head_dim % v == 0:
             a = A[f"{i}.proj"]
-            p = torch.cat([h * at.head_dim + _greedy_groups(a[:, h * at.head_dim:(h + 1) * at.head_dim], v)
+            p = torch.cat([h * at.head_dim + greedy_groups(a[:, h * at.head_dim:(h + 1) * at.head_dim], v)
                            for h in range(at.heads)])
             at.v.weight.copy_(at.v.weight[p])
             at.v.bias.copy_(at.v.bias[p])
             at.proj.weight.copy_(at.proj.weight[:, p])
     if residual:
         ln = torch.cat([A[f"{i}.{n}"] for i in range(len(m.blocks)) for n in ("norm1", "norm2")])
-        p = _greedy_groups(ln, v)
+        p = greedy_groups(ln, v)
         m.patch_embed.weight.copy_(m.patch_embed.weight[p])
         m.patch_embed.bias.copy_(m.patch_embed.bias[p])
         m.pos_embed.copy_(m.pos_embed[..., p])

@@ -1,6 +1,6 @@
 /* lutnb C kernel: fused nearest-centroid encode + integer look-up-accumulate (the CCM and the IMM).
  *
- * Built at first use by lutnb/ckernel.py (cc -O3 -march=native -ffp-contract=off) and called via ctypes;
+ * Built at first use by lutnb/kernels/compiled.py (cc -O3 -march=native -ffp-contract=off) and called via ctypes;
  * ctypes drops the GIL, so Python threads run disjoint row ranges in parallel.
  *
  * Exactness (tested against the torch reference in tests/test_ckernel.py):
@@ -285,7 +285,7 @@ int lutnb_encode(const float *rows, int64_t K, const float *cb, int64_t S, int64
 }
 
 /* out[l, n] = wrap(A[n, l]) as int64, or, when y is given, y[l, n] = float(wrap(A)) * scale[n] (+ bias[n]):
- * float32 operations in the order of lutnb.quant.dequantize, so the result is bit-identical to it */
+ * float32 operations in the order of lutnb.vq.quant.dequantize, so the result is bit-identical to it */
 static void store_acc(const int32_t *A, int64_t stride_n, int64_t stride_l, int mb, int64_t N, int wrap_bits,
                       int64_t *out, const float *scale, const float *bias, float *y) {
     if (y) {

@@ -1,4 +1,4 @@
-"""lutnb.transformers: conversion of a Hugging Face BERT built from a config, fidelity metrics, refit."""
+"""Transformers as LUT models: a Hugging Face BERT built from a config (conversion, engine), fidelity metrics, refit."""
 import warnings
 
 import pytest

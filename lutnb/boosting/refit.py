@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -144,6 +145,94 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
     return out
 
 
+@dataclass(frozen=True)
+class _RefitSpec:
+    """The per-layer settings of one `block_refit` call (documented there)."""
+
+    blocks: str
+    ridge: float
+    max_rows: int
+    iters: int
+    seed: int
+    refit_weights: bool
+    target: str
+    mode: str
+    residual: dict | None  # made a dict (None -> {}) by __post_init__
+
+    def __post_init__(self):
+        if self.target not in ("teacher", "self"):
+            raise ValueError(f"target={self.target!r}: use 'teacher' or 'self'")
+        if self.ridge < 0:
+            raise ValueError(f"ridge={self.ridge} must be >= 0")
+        object.__setattr__(self, "residual", dict(self.residual or {}))
+        if self.residual and self.target != "teacher":
+            raise ValueError("residual= needs target='teacher'")
+
+
+def _blocks_of(student: nn.Module, teacher: nn.Module, blocks: str) -> tuple[nn.Module, nn.Module]:
+    """The student's and the teacher's ModuleLists of blocks, checked (same length, LUT layers outside
+    them calibrated)."""
+    s_blocks, t_blocks = student.get_submodule(blocks), teacher.get_submodule(blocks)
+    if len(s_blocks) != len(t_blocks):
+        raise ValueError(f"student and teacher have {len(s_blocks)} and {len(t_blocks)} blocks under {blocks!r}")
+    inside = {f"{blocks}.{n}" for n, _ in s_blocks.named_modules()}
+    outside = [n for n, m in lut_layers(student) if n not in inside and not bool(m.calibrated)]
+    if outside:
+        raise ValueError(f"LUT layers outside {blocks!r} are not calibrated: {outside[:4]}; skip them in "
+                         "convert() or calibrate them first")
+    return s_blocks, t_blocks
+
+
+def _block_residuals(li: int, names: list, mods: dict, residual: dict) -> dict:
+    """The ``residual`` entries of block ``li`` ({layer: module receiving the sum}), checked against it."""
+    res = {n: m for n, m in residual.items() if n in names}
+    if len(res) < len(residual):
+        raise ValueError(f"residual: block {li} has no LUT layer {sorted(set(residual) - set(res))}; "
+                         f"its LUT layers are {names}")
+    for n, m in res.items():
+        if not isinstance(mods.get(m), nn.Module):
+            raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")
+    return res
+
+
+def _refit_block(sb: nn.Module, tb: nn.Module, li: int, h_s: list, h_t: list, inputs: list, masks: list,
+                 spec: _RefitSpec, stats: dict) -> tuple[list, list]:
+    """Refit the LUT layers of block ``li`` group by group into ``stats``; the next blocks' inputs (student,
+    teacher)."""
+    set_mode(sb, "exact")
+    groups = _call_groups(sb, h_s[0], *inputs[0])
+    names = [n for g in groups for n in g]
+    mods = dict(sb.named_modules())
+    res = _block_residuals(li, names, mods, spec.residual)
+    t_out = t_sum = h_t_next = None
+    if spec.target == "teacher":
+        t_out, h_t_next = _collect(tb, names, h_t, inputs, masks, "out")
+        if res:  # the teacher's sum (layer output + residual) where each such layer joins the stream
+            t_sum, _ = _collect(tb, list(res.values()), h_t, inputs, masks, "in")
+    lut = dict((n, m) for n, m in mods.items() if isinstance(m, LUTLayer))
+    for gi, group in enumerate(groups):
+        for n, m in lut.items():
+            done = any(n in g for g in groups[:gi])
+            m.mode = spec.mode if done else "exact"
+        # inputs of the group, and of the modules that receive the student's sums (same pass)
+        rows, _ = _collect(sb, group + [res[n] for n in group if n in res], h_s, inputs, masks, "in")
+        if spec.target == "self":
+            outs, _ = _collect(sb, group, h_s, inputs, masks, "out")
+        for j, n in enumerate(group):
+            tgt = t_out[n] if spec.target == "teacher" else outs[n]
+            if n in res:  # student's residual = its sum there minus this (exact-mode) layer's output
+                tgt = t_sum[res[n]] - (rows[res[n]] - F.linear(rows[n], lut[n].weight, lut[n].bias))
+            stats[f"{spec.blocks}.{li}.{n}"] = _refit_layer(lut[n], rows[n], tgt, spec.ridge, spec.max_rows,
+                                                            spec.iters, spec.seed + 97 * li + j, spec.refit_weights)
+        del rows
+    for m in lut.values():
+        m.mode = spec.mode
+    h_s = [_run_block(sb, h, a, k).detach() for h, (a, k) in zip(h_s, inputs)]
+    h_t = h_t_next if spec.target == "teacher" else [_run_block(tb, h, a, k).detach()
+                                                     for h, (a, k) in zip(h_t, inputs)]
+    return h_s, h_t
+
+
 def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: str = "encoder.layer", *,
                 ridge: float = 1e-2, max_rows: int = 4096, iters: int = 15, seed: int = 0,
                 refit_weights: bool = True, target: str = "teacher", mode: str = "lut",
@@ -167,29 +256,17 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     point minus the student's own residual, so it also corrects, as far as a linear map of its quantized
     input can, the error the student's residual stream has accumulated.
     """
-    if target not in ("teacher", "self"):
-        raise ValueError(f"target={target!r}: use 'teacher' or 'self'")
-    if ridge < 0:
-        raise ValueError(f"ridge={ridge} must be >= 0")
-    residual = dict(residual or {})
-    if residual and target != "teacher":
-        raise ValueError("residual= needs target='teacher'")
-    s_blocks, t_blocks = student.get_submodule(blocks), teacher.get_submodule(blocks)
-    if len(s_blocks) != len(t_blocks):
-        raise ValueError(f"student and teacher have {len(s_blocks)} and {len(t_blocks)} blocks under {blocks!r}")
-    inside = {f"{blocks}.{n}" for n, _ in s_blocks.named_modules()}
-    outside = [n for n, m in lut_layers(student) if n not in inside and not bool(m.calibrated)]
-    if outside:
-        raise ValueError(f"LUT layers outside {blocks!r} are not calibrated: {outside[:4]}; skip them in "
-                         "convert() or calibrate them first")
+    from tqdm.auto import tqdm
+
+    spec = _RefitSpec(blocks=blocks, ridge=ridge, max_rows=max_rows, iters=iters, seed=seed,
+                      refit_weights=refit_weights, target=target, mode=mode, residual=residual)
+    s_blocks, t_blocks = _blocks_of(student, teacher, blocks)
     batches = list(batches)
     t0 = time.perf_counter()
     was_s, was_t = student.training, teacher.training
     student.eval()
     teacher.eval()
     stats = {}
-    from tqdm.auto import tqdm
-
     with torch.no_grad():
         inputs = _block_inputs(teacher, t_blocks[0], batches)
         masks = [row_mask(b) for b in batches]
@@ -197,43 +274,7 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
         h_s = [h.clone() for h in h_t]
         for li in tqdm(range(len(s_blocks)), desc="block_refit", leave=False,
                        disable=not progress or os.environ.get("TQDM_DISABLE", "") not in ("", "0")):
-            sb, tb = s_blocks[li], t_blocks[li]
-            set_mode(sb, "exact")
-            groups = _call_groups(sb, h_s[0], *inputs[0])
-            names = [n for g in groups for n in g]
-            res = {n: m for n, m in residual.items() if n in names}
-            if len(res) < len(residual):
-                raise ValueError(f"residual: block {li} has no LUT layer {sorted(set(residual) - set(res))}; "
-                                 f"its LUT layers are {names}")
-            mods = dict(sb.named_modules())
-            for n, m in res.items():
-                if not isinstance(mods.get(m), nn.Module):
-                    raise ValueError(f"residual: block {li} has no module {m!r} (for layer {n!r})")
-            if target == "teacher":
-                t_out, h_t_next = _collect(tb, names, h_t, inputs, masks, "out")
-                if res:  # the teacher's sum (layer output + residual) where each such layer joins the stream
-                    t_sum, _ = _collect(tb, list(res.values()), h_t, inputs, masks, "in")
-            lut = dict((n, m) for n, m in mods.items() if isinstance(m, LUTLayer))
-            for gi, group in enumerate(groups):
-                for n, m in lut.items():
-                    done = any(n in g for g in groups[:gi])
-                    m.mode = mode if done else "exact"
-                # inputs of the group, and of the modules that receive the student's sums (same pass)
-                rows, _ = _collect(sb, group + [res[n] for n in group if n in res], h_s, inputs, masks, "in")
-                if target == "self":
-                    outs, _ = _collect(sb, group, h_s, inputs, masks, "out")
-                for j, n in enumerate(group):
-                    tgt = t_out[n] if target == "teacher" else outs[n]
-                    if n in res:  # student's residual = its sum there minus this (exact-mode) layer's output
-                        tgt = t_sum[res[n]] - (rows[res[n]] - F.linear(rows[n], lut[n].weight, lut[n].bias))
-                    stats[f"{blocks}.{li}.{n}"] = _refit_layer(lut[n], rows[n], tgt, ridge, max_rows, iters,
-                                                               seed + 97 * li + j, refit_weights)
-                del rows
-            for m in lut.values():
-                m.mode = mode
-            h_s = [_run_block(sb, h, a, k).detach() for h, (a, k) in zip(h_s, inputs)]
-            h_t = h_t_next if target == "teacher" else [_run_block(tb, h, a, k).detach()
-                                                        for h, (a, k) in zip(h_t, inputs)]
+            h_s, h_t = _refit_block(s_blocks[li], t_blocks[li], li, h_s, h_t, inputs, masks, spec, stats)
     student.train(was_s)
     teacher.train(was_t)
     stats["_seconds"] = time.perf_counter() - t0

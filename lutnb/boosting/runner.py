@@ -1,6 +1,6 @@
 """LUTBoost: multistage conversion of a trained fp32 model into a LUT model, and a single-stage baseline.
 
-Stages (see PAPER.md, "Our decisions"; every stage is a frozen, validated config and can be skipped):
+Stages (see docs/paper.md, "Our decisions"; every stage is a frozen, validated config and can be skipped):
 
 0. ``calibrate``  - k-means per sub-space on each layer's inputs (optionally layer by layer, feeding each
    layer the outputs of the already-quantized layers before it), with BatchNorm re-estimation after each
@@ -113,23 +113,95 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
         torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
 
 
-def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
-              test, overrides, layout, track_test, callback, method):
-    from tqdm.auto import tqdm
-
-
+def _resolve_config(stages) -> LUTBoostConfig:
+    """``stages`` as a LUTBoostConfig (the default schedule for None, a tuple of stages wrapped)."""
     cfg = stages if stages is not None else LUTBoostConfig()
     if not isinstance(cfg, LUTBoostConfig):
         cfg = LUTBoostConfig(tuple(cfg))
-    if resume and checkpoint_dir is None:
-        raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
-    model = copy.deepcopy(model).eval()
+    return cfg
+
+
+def _frozen_teacher(model: nn.Module, teacher: nn.Module | None, cfg: LUTBoostConfig) -> nn.Module | None:
+    """The distillation teacher, frozen: a copy of ``model`` when none is given and a stage distills."""
     if teacher is None and any(isinstance(s, TrainStage) and s.distill_weight > 0 and not s.skip
                                for s in cfg.stages):
         teacher = copy.deepcopy(model).eval()
     if teacher is not None:
         for p in teacher.parameters():
             p.requires_grad_(False)
+    return teacher
+
+
+def _resume(lut: nn.Module, report: LUTBoostReport, checkpoint_dir, fp: str) -> tuple[LUTBoostReport, int]:
+    """Load the last stage checkpoint in ``checkpoint_dir`` (model, report, RNG state); (report, next stage)."""
+    for i in reversed(range(len(STAGE_NAMES))):
+        p = _ckpt_path(checkpoint_dir, i)
+        if p.exists():
+            ck = load_checkpoint(p)
+            if ck["fingerprint"] != fp:
+                raise ResumeMismatchError(f"checkpoint {p} was written by a different run configuration; "
+                                          "use another checkpoint_dir or resume=False")
+            lut.load_state_dict(ck["model"])
+            report = LUTBoostReport.from_dict(json.loads(ck["report"]))
+            report.resumed_from = str(p)
+            _set_rng_state(ck["rng"])
+            return report, i + 1
+    return report, 0
+
+
+def _calibrate_stage(lut: nn.Module, st: CalibrateStage, train, seed: int, i: int) -> None:
+    """Stage 0: k-means on training batches (layer by layer or all at once) and BatchNorm re-estimation."""
+    seed_everything(seed + 1000 * i)
+    dev = device_of(lut)
+    cal_batches = [x.to(dev) for k, (x, _) in zip(range(st.batches), loaders(train, st.batch_size, True, seed))]
+    if st.sequential and st.bn_reestimate and st.bn_per_layer:
+        # layer by layer, re-estimating BatchNorm after each: the next layer's k-means then sees
+        # the activations it will get at inference (fresh BN statistics after the quantized layers)
+        for k, (name, _) in enumerate(list(lut_layers(lut))):
+            calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters, seed=seed + k,
+                      max_batches=st.batches, sequential=True, layers=[name])
+            pending = {m: m.mode for _, m in lut_layers(lut) if not bool(m.calibrated)}
+            for m in pending:  # not calibrated yet: run them float while the statistics are taken
+                m.mode = "exact"
+            reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
+            for m, mode in pending.items():
+                m.mode = mode
+    else:
+        calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters,
+                  seed=seed, max_batches=st.batches, sequential=st.sequential)
+        if st.bn_reestimate:
+            reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
+
+
+def _train_stage(lut: nn.Module, teacher, st: TrainStage, i: int, train, val, test, seed: int, progress: bool,
+                 track_test: bool) -> list:
+    """A training stage, then (``bn_reestimate``) BatchNorm re-estimated in the stage's mode; the history."""
+    hist = run_train_stage(lut, teacher, st, train, val, test, seed + 1000 * i, progress, track_test)
+    if st.bn_reestimate:
+        set_mode(lut, st.mode)
+        reestimate_batchnorm(lut, train, batches=8, batch_size=256, seed=seed + i)
+        set_mode(lut, "lut")
+    return hist
+
+
+def _save_stage(checkpoint_dir, lut: nn.Module, i: int, st, fp: str, report: LUTBoostReport) -> None:
+    """Write stage ``i``'s checkpoint (model, report, RNG state) and report.json, atomically."""
+    save_checkpoint({"model": lut.state_dict(), "stage_index": i, "stage": st.name,
+                     "fingerprint": fp, "report": json.dumps(report.to_dict()), "rng": _rng_state()},
+                    _ckpt_path(checkpoint_dir, i))
+    atomic_write_bytes(Path(checkpoint_dir) / "report.json",
+                       (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
+
+
+def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
+              test, overrides, layout, track_test, callback, method):
+    from tqdm.auto import tqdm
+
+    cfg = _resolve_config(stages)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
+    model = copy.deepcopy(model).eval()
+    teacher = _frozen_teacher(model, teacher, cfg)
     fp32_acc = accuracy(model, test) if test is not None else float("nan")
     seed_everything(seed)
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
@@ -139,19 +211,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
                             else metric, seed, fp32_acc, [], cfg.to_dict())
     start = 0
     if resume:
-        for i in reversed(range(len(STAGE_NAMES))):
-            p = _ckpt_path(checkpoint_dir, i)
-            if p.exists():
-                ck = load_checkpoint(p)
-                if ck["fingerprint"] != fp:
-                    raise ResumeMismatchError(f"checkpoint {p} was written by a different run configuration; "
-                                              "use another checkpoint_dir or resume=False")
-                lut.load_state_dict(ck["model"])
-                report = LUTBoostReport.from_dict(json.loads(ck["report"]))
-                report.resumed_from = str(p)
-                _set_rng_state(ck["rng"])
-                start = i + 1
-                break
+        report, start = _resume(lut, report, checkpoint_dir, fp)
     stats_batches = 2
     bar = tqdm(list(enumerate(cfg.stages))[start:], desc=method, disable=progress_disabled(progress))
     for i, st in bar:
@@ -159,45 +219,16 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
         tic = time.perf_counter()
         if st.skip or (isinstance(st, TrainStage) and st.epochs == 0):
             report.stages.append(StageResult(st.name, 0, 0.0, None, None, None, {}, [], skipped=True))
-        elif isinstance(st, CalibrateStage):
-            seed_everything(seed + 1000 * i)
-            dev = device_of(lut)
-            cal_batches = [x.to(dev) for k, (x, _) in zip(range(st.batches), loaders(train, st.batch_size, True,
-                                                                                     seed))]
-            if st.sequential and st.bn_reestimate and st.bn_per_layer:
-                # layer by layer, re-estimating BatchNorm after each: the next layer's k-means then sees
-                # the activations it will get at inference (fresh BN statistics after the quantized layers)
-                for k, (name, _) in enumerate(list(lut_layers(lut))):
-                    calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters, seed=seed + k,
-                              max_batches=st.batches, sequential=True, layers=[name])
-                    pending = {m: m.mode for _, m in lut_layers(lut) if not bool(m.calibrated)}
-                    for m in pending:  # not calibrated yet: run them float while the statistics are taken
-                        m.mode = "exact"
-                    reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
-                    for m, mode in pending.items():
-                        m.mode = mode
-            else:
-                calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters,
-                          seed=seed, max_batches=st.batches, sequential=st.sequential)
-                if st.bn_reestimate:
-                    reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
-            report.stages.append(_evaluate_stage(lut, st.name, 0, time.perf_counter() - tic, val, test, [],
-                                                 stats_batches))
         else:
-            hist = run_train_stage(lut, teacher, st, train, val, test, seed + 1000 * i, progress, track_test)
-            if st.bn_reestimate:
-                set_mode(lut, st.mode)
-                reestimate_batchnorm(lut, train, batches=8, batch_size=256, seed=seed + i)
-                set_mode(lut, "lut")
+            if isinstance(st, CalibrateStage):
+                _calibrate_stage(lut, st, train, seed, i)
+                hist = []
+            else:
+                hist = _train_stage(lut, teacher, st, i, train, val, test, seed, progress, track_test)
             report.stages.append(_evaluate_stage(lut, st.name, len(hist), time.perf_counter() - tic, val, test,
                                                  hist, stats_batches))
         if checkpoint_dir is not None:
-            save_checkpoint({"model": lut.state_dict(), "stage_index": i, "stage": st.name,
-                             "fingerprint": fp, "report": json.dumps(report.to_dict()), "rng": _rng_state()},
-                            _ckpt_path(checkpoint_dir, i))
-
-            atomic_write_bytes(Path(checkpoint_dir) / "report.json",
-                               (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
+            _save_stage(checkpoint_dir, lut, i, st, fp, report)
         if callback is not None:
             callback(st.name, lut, report)
     set_mode(lut, "quant")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -173,15 +174,36 @@ def _freeze_bn(model: nn.Module) -> None:
             m.eval()
 
 
-# ------------------------------------------------------------------------------------------ train stage
-def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, val, test,
-                     seed: int, progress: bool, track_test: bool, on_epoch: Callable | None = None) -> list:
-    """Train ``model`` in place for one stage; return the per-epoch history."""
-    from tqdm.auto import tqdm
+@torch.no_grad()
+def count_indices(layers: dict, counts: dict) -> None:
+    """Add each LUT layer's last chosen centroid indices (``last_indices``) to its (S, c) ``counts``."""
+    for n, m in layers.items():
+        idx = m.last_indices
+        if idx is not None:
+            off = torch.arange(m.S, device=idx.device) * m.c
+            counts[n] += torch.bincount((idx + off).flatten(), minlength=m.S * m.c).reshape(m.S, m.c).cpu()
 
-    seed_everything(seed)
-    dev = device_of(model)
-    layers = dict(lut_layers(model))
+
+# ------------------------------------------------------------------------------------------ train stage
+@dataclass
+class _StageLoop:
+    """What the epochs of one training stage share: model, optimizer, schedule, and the step counter."""
+
+    model: nn.Module
+    teacher: nn.Module | None
+    stage: TrainStage
+    layers: dict
+    loader: object
+    opt: torch.optim.Optimizer
+    sched: object
+    steps: int
+    scales: dict
+    dev: torch.device
+    step: int = 0
+
+
+def _stage_optimizer(model: nn.Module, stage: TrainStage) -> torch.optim.Optimizer:
+    """Set what learns in this stage (codebooks always, other weights with ``train_weights``); its AdamW."""
     codebooks, others = codebook_params(model)
     for p in codebooks:
         p.requires_grad_(True)
@@ -191,7 +213,15 @@ def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSta
     if stage.train_weights:
         groups.append({"params": others, "lr": stage.lr, "weight_decay": stage.weight_decay})
     groups = [g for g in groups if g["params"] and g["lr"] > 0]
-    opt = torch.optim.AdamW(groups, lr=stage.lr, weight_decay=0.0)
+    return torch.optim.AdamW(groups, lr=stage.lr, weight_decay=0.0)
+
+
+def _start_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, seed: int) -> _StageLoop:
+    """Seed, optimizer, loader, cosine schedule, LUT modes and soft-backward scales for one stage."""
+    seed_everything(seed)
+    dev = device_of(model)
+    layers = dict(lut_layers(model))
+    opt = _stage_optimizer(model, stage)
     loader = loaders(train, stage.batch_size, True, seed)
     steps = max(1, stage.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 0.5 * (1 + math.cos(math.pi * min(1.0, k / steps))))
@@ -199,75 +229,109 @@ def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSta
     for m in layers.values():
         m.table_bits = stage.table_bits
     scales = distance_scale(model, train) if stage.backward == "soft" else {}
+    return _StageLoop(model, teacher, stage, layers, loader, opt, sched, steps, scales, dev)
+
+
+def _stage_loss(loop: _StageLoop, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple:
+    """(loss, task, recon or None, kd or None) of one batch; raises if the loss is not finite."""
+    stage = loop.stage
+    logits = loop.model(x)
+    task = F.cross_entropy(logits, y)
+    loss = stage.task_weight * task
+    recon = reconstruction_loss(loop.model) if stage.recon_weight > 0 else None
+    if recon is not None:
+        loss = loss + stage.recon_weight * recon
+    kd = None
+    if loop.teacher is not None and stage.distill_weight > 0:
+        with torch.no_grad():
+            t_logits = loop.teacher(x)
+        T = stage.distill_temperature
+        kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1),
+                      reduction="batchmean", log_target=True) * T * T
+        loss = loss + stage.distill_weight * kd
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"stage {stage.name}: loss became {loss.item()} at epoch {epoch}; "
+                                 f"lower lr={stage.lr}")
+    return loss, task, recon, kd
+
+
+def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
+    """One pass over the training batches; returns the summed losses, the rows seen and the index counts."""
+    stage, layers = loop.stage, loop.layers
+    loop.model.train()
+    if not stage.train_weights or stage.freeze_bn:
+        _freeze_bn(loop.model)  # weights frozen: BN statistics stay those of the calibrated model
+    counts = {n: torch.zeros(m.S, m.c, dtype=torch.long) for n, m in layers.items()}
+    for m in layers.values():
+        m.keep_indices = stage.dead_restart
+    sums = {"task": 0.0, "recon": 0.0, "distill": 0.0, "loss": 0.0}
+    n_seen = 0
     t0, t1 = stage.temperature
+    for x, y in loop.loader:
+        if loop.scales:
+            frac = loop.step / loop.steps
+            tau = t0 * (t1 / t0) ** frac
+            for n, m in layers.items():
+                m.temperature = tau * loop.scales[n]
+        x, y = x.to(loop.dev), y.to(loop.dev)
+        loss, task, recon, kd = _stage_loss(loop, x, y, epoch)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        loop.sched.step()
+        loop.step += 1
+        if stage.dead_restart:
+            count_indices(layers, counts)
+        bs = y.shape[0]
+        n_seen += bs
+        sums["task"] += task.item() * bs
+        sums["recon"] += (recon.item() if recon is not None else 0.0) * bs
+        sums["distill"] += (kd.item() if kd is not None else 0.0) * bs
+        sums["loss"] += loss.item() * bs
+    return sums, n_seen, counts
+
+
+def _restart_stage_centroids(loop: _StageLoop, counts: dict, gen: torch.Generator) -> int:
+    """After an epoch with ``dead_restart``: re-seed the never-chosen centroids, stop keeping indices."""
+    restarted = 0
+    if loop.stage.dead_restart:
+        for n, m in loop.layers.items():
+            restarted += restart_dead_centroids(m, counts[n], gen)
+            m.keep_indices = False
+            m.last_indices = None
+    return restarted
+
+
+def _end_stage(model: nn.Module, layers: dict) -> None:
+    """Leave the model as every stage does, whatever happened: float tables, exact backward, eval."""
+    for m in layers.values():
+        m.keep_indices = False
+        m.last_indices = None
+    for p in model.parameters():
+        p.requires_grad_(True)
+    set_mode(model, "lut", track_recon=False, backward="exact")
+    model.eval()
+
+
+def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, val, test,
+                    seed: int, progress: bool, track_test: bool, on_epoch: Callable | None = None) -> list:
+    """Train ``model`` in place for one stage; return the per-epoch history."""
+    from tqdm.auto import tqdm
+
+    loop = _start_stage(model, teacher, stage, train, seed)
     gen = torch.Generator().manual_seed(seed + 7919)
     if teacher is not None:
         teacher.eval()
     history = []
-    step = 0
     best_val, best_epoch, best_state = -1.0, None, None
     bar = tqdm(range(1, stage.epochs + 1), desc=stage.name, leave=False, disable=progress_disabled(progress))
     try:
         for epoch in bar:
             tic = time.perf_counter()
-            model.train()
-            if not stage.train_weights or stage.freeze_bn:
-                _freeze_bn(model)  # weights frozen: BN statistics stay those of the calibrated model
-            counts = {n: torch.zeros(m.S, m.c, dtype=torch.long) for n, m in layers.items()}
-            for m in layers.values():
-                m.keep_indices = stage.dead_restart
-            sums = {"task": 0.0, "recon": 0.0, "distill": 0.0, "loss": 0.0}
-            n_seen = 0
-            for x, y in loader:
-                if scales:
-                    frac = step / steps
-                    tau = t0 * (t1 / t0) ** frac
-                    for n, m in layers.items():
-                        m.temperature = tau * scales[n]
-                x, y = x.to(dev), y.to(dev)
-                logits = model(x)
-                task = F.cross_entropy(logits, y)
-                loss = stage.task_weight * task
-                recon = reconstruction_loss(model) if stage.recon_weight > 0 else None
-                if recon is not None:
-                    loss = loss + stage.recon_weight * recon
-                kd = None
-                if teacher is not None and stage.distill_weight > 0:
-                    with torch.no_grad():
-                        t_logits = teacher(x)
-                    T = stage.distill_temperature
-                    kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1),
-                                  reduction="batchmean", log_target=True) * T * T
-                    loss = loss + stage.distill_weight * kd
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"stage {stage.name}: loss became {loss.item()} at epoch {epoch}; "
-                                             f"lower lr={stage.lr}")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                step += 1
-                if stage.dead_restart:
-                    for n, m in layers.items():
-                        idx = m.last_indices
-                        if idx is not None:
-                            off = torch.arange(m.S, device=idx.device) * m.c
-                            counts[n] += torch.bincount((idx + off).flatten(),
-                                                        minlength=m.S * m.c).reshape(m.S, m.c).cpu()
-                bs = y.shape[0]
-                n_seen += bs
-                sums["task"] += task.item() * bs
-                sums["recon"] += (recon.item() if recon is not None else 0.0) * bs
-                sums["distill"] += (kd.item() if kd is not None else 0.0) * bs
-                sums["loss"] += loss.item() * bs
-            restarted = 0
-            if stage.dead_restart:
-                for n, m in layers.items():
-                    restarted += restart_dead_centroids(m, counts[n], gen)
-                    m.keep_indices = False
-                    m.last_indices = None
+            sums, n_seen, counts = _stage_epoch(loop, epoch)
+            restarted = _restart_stage_centroids(loop, counts, gen)
             rec = {k: v / max(1, n_seen) for k, v in sums.items()}
-            rec.update(epoch=epoch, lr=opt.param_groups[-1]["lr"], restarted=restarted,
+            rec.update(epoch=epoch, lr=loop.opt.param_groups[-1]["lr"], restarted=restarted,
                        val_acc=accuracy(model, val) if val is not None else None,
                        test_acc=accuracy(model, test) if (track_test and test is not None) else None,
                        seconds=time.perf_counter() - tic)
@@ -283,11 +347,5 @@ def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSta
         for rec in history:
             rec["selected"] = rec["epoch"] == best_epoch if best_state is not None else None
     finally:
-        for m in layers.values():
-            m.keep_indices = False
-            m.last_indices = None
-        for p in model.parameters():
-            p.requires_grad_(True)
-        set_mode(model, "lut", track_recon=False, backward="exact")
-        model.eval()
+        _end_stage(model, loop.layers)
     return history

@@ -1,4 +1,4 @@
-"""Transformers: LUT conversion of Hugging Face encoders (all-MiniLM-L6-v2) and of `lutnb.vit`.
+"""Transformers: LUT conversion of Hugging Face encoders (all-MiniLM-L6-v2) and of `lutnb.zoo.vit`.
 
 What is converted: every ``nn.Linear`` inside attention (query, key, value, output) and the MLP. What stays
 float: embeddings, LayerNorm, softmax, GELU, and the two activation-by-activation products of attention,
@@ -28,7 +28,7 @@ from ..vq.conversion import convert
 from ..zoo.data import load_digits
 from ..zoo.minilm import BERT_RESIDUALS, load_minilm, load_sentences, token_batches
 from ..zoo.train import VIT_RECIPE, evaluate, pretrained_vit
-from ..zoo.vit import regroup_channels
+from ..zoo.vit import random_shift, regroup_channels
 
 
 # ------------------------------------------------------------------------------------------ experiments
@@ -85,6 +85,16 @@ VIT_DISTILL = {"epochs": 40, "lr": 2e-3, "codebook_lr_scale": 4.0, "feature_weig
                "select_best": True}
 
 
+def _distill_kwargs(kw: dict) -> dict:
+    """``kw`` as `distill_classifier` takes it: a ``max_shift`` > 0 becomes the random-shift ``augment`` hook
+    (random +-``max_shift`` pixel shifts of every training batch, drawn from distill_classifier's generator)."""
+    call = dict(kw)
+    shift = call.pop("max_shift", 0)
+    if shift:
+        call["augment"] = lambda x, g: random_shift(x, shift, g)
+    return call
+
+
 def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_scale: float = 1.0,
                    lr_scale: float = 1.0, refit: bool = True, fp32_epochs: int | None = None,
                    recipe: str = "distill", regroup: bool = True, distill: dict | None = None,
@@ -93,14 +103,15 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
     """The digits ViT at (metric, v, c), the layers in ``skip`` kept float; test accuracies (%) of the fp32 and
     the INT8-table LUT model.
 
-    ``recipe="distill"`` (default): `lutnb.vit.regroup_channels` (function-preserving permutation putting
+    ``recipe="distill"`` (default): `lutnb.zoo.vit.regroup_channels` (function-preserving permutation putting
     correlated channels into one sub-space), `block_refit` of the blocks (head: k-means), then
     `distill_classifier` against the fp32 teacher with ``VIT_DISTILL`` (updated by ``distill``): logits KD,
     per-block and per-layer feature distillation, reconstruction loss, 1 INT8 epoch, best epoch on the
     VALIDATION split. ``recipe="lutboost"``: `block_refit` then the LUTBoost training stages (``refit=False``:
     plain LUTBoost from its own calibration stage). Epochs x ``epochs_scale``, learning rates x ``lr_scale``.
+    ``distill`` may set ``max_shift`` (random +-pixel shifts of the training images, given to
+    `distill_classifier` as its ``augment`` hook).
     """
-
 
     if recipe not in ("distill", "lutboost"):
         raise ValueError(f"recipe={recipe!r}: use 'distill' or 'lutboost'")
@@ -132,7 +143,7 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
         teacher = regroup_channels(model, x, v) if regroup else model
         lut = refitted(teacher)
         hist = distill_classifier(lut, teacher, data.train, data.val, blocks="blocks", seed=seed,
-                                  progress=progress, **kw)
+                                  progress=progress, **_distill_kwargs(kw))
         final = accuracy(lut, data.test, "quant")
         row.update({"recipe": ("regroup+" if regroup else "") + "block_refit+distill", "distill": kw,
                     "selected_epoch": next((h["epoch"] for h in hist if h.get("selected")), len(hist)),

@@ -25,11 +25,13 @@ def seed_everything(seed: int) -> None:
 
 
 def device_of(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
 
 def progress_disabled(progress: bool) -> bool:
+    """True when progress bars should stay off: progress=False, or TQDM_DISABLE set."""
     return (not progress) or os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false")
 
 

@@ -7,7 +7,6 @@ import pytest
 import lutnb
 from lutnb import compat
 
-
 # every top-level name lutnb 0.1 exported
 API_0_1 = ("l2", "l1", "chebyshev", "pairwise_distance", "encode", "METRICS", "LUTLinear", "LUTConv2d", "LUTLayer",
            "set_mode", "lut_layers", "reconstruction_loss", "equivalent_bits", "convert", "ConversionSummary",
@@ -62,4 +61,4 @@ def test_unknown_old_name_says_where_the_module_went():
         warnings.simplefilter("ignore", DeprecationWarning)
         mod = importlib.import_module("lutnb.quant")
     with pytest.raises(AttributeError, match="lutnb.vq.quant"):
-        mod.no_such_name
+        mod.no_such_name  # noqa: B018

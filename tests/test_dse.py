@@ -1,6 +1,6 @@
 """lutnb.dse: analytic model vs the simulator, sweeps, pruning, Pareto, cache, Dask == local."""
-import json
 import random
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,7 +10,7 @@ from lutnb.codesign import cost, dse
 from lutnb.codesign.workloads import encoder_workload, get_workload
 from lutnb.hw import simulate_network
 
-# DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
+# DSE caches stay out of the real results/ folder; toy proxy records stand in for notebook 01's
 pytestmark = pytest.mark.usefixtures("seeded_results")
 
 SMALL = {"v": (2, 4), "c": (8, 16), "metric": ("l1", "l2"), "table_bits": (8,), "ccus": (4, 16),
@@ -139,14 +139,23 @@ def test_dask_sweep_equals_local():
     pd.testing.assert_frame_equal(local, remote)
 
 
-def test_stored_accuracy_is_read(tmp_path):
-    recs = {"runs": [{"model": "digits_cnn", "metric": "l1", "v": 4, "c": 16, "accuracy": 98.5},
-                     {"model": "digits_cnn", "metric": "l1", "v": 4, "c": 16, "accuracy": 99.5},
-                     {"model": "resnet20", "metric": "l2", "v": 4, "c": 16, "accuracy": 0.9}]}
-    (tmp_path / "02_lutboost.json").write_text(json.dumps(recs))
-    t = dse.accuracy_table("digits_cnn", tmp_path)
+def test_stored_accuracy_is_read(tmp_path, seeded_results):
+    from lutnb.codesign.accuracy import RECORDS_SUBDIR, AccuracyRecord
+    from lutnb.experiments.accuracy import write_accuracy_records
+
+    proxies = seeded_results / RECORDS_SUBDIR / "01_vector_quantization.json"
+    (tmp_path / "stored").mkdir()
+    (tmp_path / "none").mkdir()
+    for d in ("stored", "none"):
+        shutil.copy(proxies, tmp_path / d)
+
+    recs = [AccuracyRecord("digits_cnn", "l1", 4, 16, 0.985, "lutboost", seed=0),
+            AccuracyRecord("digits_cnn", "l1", 4, 16, 0.995, "lutboost", seed=1),
+            AccuracyRecord("resnet20", "l2", 4, 16, 0.9, "lutboost", seed=0)]
+    write_accuracy_records("02_lutboost", recs, tmp_path / "stored")
+    t = dse.accuracy_table("digits_cnn", tmp_path / "stored")
     row = t[(t.metric == "l1") & (t.v == 4) & (t.c == 16)].iloc[0]
-    assert row["accuracy"] == pytest.approx(0.99) and row["accuracy_source"].startswith("stored")
+    assert row["accuracy"] == pytest.approx(0.99) and row["accuracy_source"] == "stored: lutboost"
     assert (t["accuracy_source"] == dse.PROXY_SOURCE).sum() == len(t) - 1
     empty = dse.accuracy_table("digits_cnn", tmp_path / "none")
     assert (empty["accuracy_source"] == dse.PROXY_SOURCE).all()

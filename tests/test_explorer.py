@@ -5,7 +5,7 @@ pytest.importorskip("ipywidgets")
 
 from lutnb.codesign.explorer import Explorer, compute, render  # noqa: E402
 
-# DSE caches stay out of the real results/ folder; a toy proxy table stands in for notebook 01
+# DSE caches stay out of the real results/ folder; toy proxy records stand in for notebook 01's
 pytestmark = pytest.mark.usefixtures("seeded_results")
 
 

@@ -19,7 +19,7 @@ def test_notebook_00_overview(run_notebook):
 def test_notebook_07_interactive_explorer(run_notebook, tmp_path):
     from conftest import seed_proxy_results
 
-    seed_proxy_results(tmp_path / "results")  # the explorer reads notebook 01's sweep as its proxy
+    seed_proxy_results(tmp_path / "results")  # the explorer reads proxy records (as notebook 01 writes)
     res = run_notebook("07_interactive_explorer")
     pts = {(p["v"], p["c"]): p for p in res["points"]}
     assert pts[(4, 16)]["bits_per_activation"] == pytest.approx(1.0)

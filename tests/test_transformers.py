@@ -128,7 +128,8 @@ def test_block_refit_residual_target(tiny_bert):
     # later ones also correct the residual stream: the last hidden states end closer to the teacher's
     with torch.no_grad():
         ref = [embeddings.last_hidden(embeddings.run_model(tiny_bert, b)) for b in batches]
-        err = {name: sum(float((embeddings.last_hidden(embeddings.run_model(m, b)) - r).pow(2).sum()) for b, r in zip(batches, ref))
+        err = {name: sum(float((embeddings.last_hidden(embeddings.run_model(m, b)) - r).pow(2).sum())
+                         for b, r in zip(batches, ref))
                for name, m in (("plain", plain), ("fixed", fixed))}
     assert err["fixed"] < err["plain"]
     with pytest.raises(ValueError, match="target='teacher'"):
@@ -137,7 +138,8 @@ def test_block_refit_residual_target(tiny_bert):
     with pytest.raises(ValueError, match="no module 'nope'"):
         refit.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, residual={"output.dense": "nope"})
     with pytest.raises(ValueError, match="no LUT layer"):
-        refit.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches, residual={"output.dens": "output.LayerNorm"})
+        refit.block_refit(lutnb.convert(tiny_bert, 4, 8), tiny_bert, batches,
+                          residual={"output.dens": "output.LayerNorm"})
 
 
 def test_block_refit_refuses_uncalibrated_layers_outside_blocks():

@@ -92,8 +92,9 @@ def main(argv=None) -> int:
         ref = embeddings.sentence_embeddings(model, ho)
         for v in vs:
             for metric in metrics:
-                r = transformers.minilm_experiment(metric, v, 16, n_train=args.n_train, distill_steps=args.distill_steps,
-                                        model=model, tokenizer=tok, reference=ref)
+                r = transformers.minilm_experiment(metric, v, 16, n_train=args.n_train,
+                                                  distill_steps=args.distill_steps, model=model, tokenizer=tok,
+                                                  reference=ref)
                 rows.append(r)
                 print(json.dumps(r), flush=True)
                 _save(rows, meta)

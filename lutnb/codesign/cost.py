@@ -28,6 +28,8 @@ from ..hw import LUTDLAConfig, SystolicConfig, systolic_cycles, systolic_sram_ac
 
 HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
             "45 nm, 0.9 V")
+
+
 @dataclass(frozen=True)
 class Constant:
     """One cited constant at the reference node."""
@@ -37,8 +39,12 @@ class Constant:
     unit: str
     source: str
     kind: str = "published"     # "published" | "derived" | "ours"
+
+
 def _c(name, value, unit, source, kind="published"):
     return name, Constant(name, float(value), unit, source, kind)
+
+
 CONSTANTS: dict[str, Constant] = dict([
     _c("node_ref_nm", 45, "nm", HOROWITZ),
     _c("e_add8", 0.03, "pJ", HOROWITZ + ", 8-bit integer add"),
@@ -80,11 +86,15 @@ CONSTANTS: dict[str, Constant] = dict([
        "[ours] assumption for a 45 nm general-purpose process at 0.9 V, chosen so leakage is a few percent "
        "of a busy accelerator's power; no published number used", "ours"),
 ])
+
+
 def constants_frame():
     """The registry as a DataFrame (name, value, unit, kind, source)."""
     import pandas as pd
 
     return pd.DataFrame([vars(c) for c in CONSTANTS.values()])[["name", "value", "unit", "kind", "source"]]
+
+
 @dataclass(frozen=True)
 class Tech:
     """A technology point: the registry scaled from 45 nm by the rule in the module docstring."""
@@ -106,34 +116,50 @@ class Tech:
 
     def k(self, name: str) -> float:
         return CONSTANTS[name].value
+
+
 def power_law(x8: float, x32: float, bits) -> float:
     alpha = math.log(x32 / x8) / math.log(4.0)
     return x8 * (np.asarray(bits, dtype=float) / 8.0) ** alpha
+
+
 # ------------------------------------------------------------------------------------ arithmetic units
 def adder(bits, tech: Tech = Tech()) -> tuple:
     """(energy pJ per add, area um^2) of a `bits`-wide integer adder."""
     e = power_law(CONSTANTS["e_add8"].value, CONSTANTS["e_add32"].value, bits)
     a = power_law(CONSTANTS["a_add8"].value, CONSTANTS["a_add32"].value, bits)
     return float(e) * tech.energy_scale, float(a) * tech.area_scale
+
+
 def multiplier(bits, tech: Tech = Tech()) -> tuple:
     """(energy, area) of a `bits` x `bits` integer multiplier."""
     e = power_law(CONSTANTS["e_mul8"].value, CONSTANTS["e_mul32"].value, bits)
     a = power_law(CONSTANTS["a_mul8"].value, CONSTANTS["a_mul32"].value, bits)
     return float(e) * tech.energy_scale, float(a) * tech.area_scale
+
+
 def register(bits, tech: Tech = Tech()) -> tuple:
     """(energy per write, area) of a `bits`-wide register (NanGate DFF area, energy from area density)."""
     a = CONSTANTS["a_dff"].value * bits
     return a * CONSTANTS["logic_energy_density"].value * tech.energy_scale, a * tech.area_scale
+
+
 def mux(bits, tech: Tech = Tech()) -> tuple:
     """(energy, area) of a `bits`-wide 2:1 multiplexer."""
     a = CONSTANTS["a_mux2"].value * bits
     return a * CONSTANTS["logic_energy_density"].value * tech.energy_scale, a * tech.area_scale
+
+
 def comparator(bits, tech: Tech = Tech()) -> tuple:
     """(energy, area) of a compare-and-select (a subtractor for the sign plus a `bits` mux) [ours]."""
     return tuple(x + y for x, y in zip(adder(bits, tech), mux(bits, tech)))
+
+
 def absolute(bits, tech: Tech = Tech()) -> tuple:
     """(energy, area) of |x|: a negation (an adder) and a select mux [ours]."""
     return tuple(x + y for x, y in zip(adder(bits, tech), mux(bits, tech)))
+
+
 def mac(precision: str, tech: Tech = Tech()) -> dict:
     """Per-MAC energy and area of a dense PE: multiplier, accumulator adder, operand/psum registers."""
     if precision == "fp16":
@@ -144,6 +170,8 @@ def mac(precision: str, tech: Tech = Tech()) -> dict:
         mul, add = multiplier(b, tech), adder(PRECISIONS[precision]["acc_bits"], tech)
     regs = register(2 * PRECISIONS[precision]["bits"] + PRECISIONS[precision]["acc_bits"], tech)
     return {"multiplier": mul, "adder": add, "registers": regs}
+
+
 PRECISIONS = {   # [ours] operand and accumulator widths of the dense baselines
     "int8": {"bits": 8, "acc_bits": 32},
     "int4": {"bits": 4, "acc_bits": 24},      # 8-bit products summed over K <= 65536
@@ -151,6 +179,8 @@ PRECISIONS = {   # [ours] operand and accumulator widths of the dense baselines
 }
 # ------------------------------------------------------------------------------------ memories
 _SRAM_KB = np.log(np.array([8.0, 32.0, 1024.0]))
+
+
 def sram_energy_per_bit(kb, tech: Tech = Tech()):
     """Energy (pJ) per bit accessed in an SRAM of `kb` KiB: log-log interpolation of Horowitz's points."""
     e = np.log(np.array([CONSTANTS[f"e_sram_{s}_64b"].value for s in ("8kb", "32kb", "1mb")]) / 64.0)
@@ -159,6 +189,8 @@ def sram_energy_per_bit(kb, tech: Tech = Tech()):
     hi = e[1] + (x - _SRAM_KB[1]) * (e[2] - e[1]) / (_SRAM_KB[2] - _SRAM_KB[1])
     out = np.exp(np.where(x <= _SRAM_KB[1], lo, hi)) * tech.energy_scale
     return float(out) if out.ndim == 0 else out
+
+
 def sram_access_energy_per_bit(kb, words_per_access, tech: Tech = Tech()):
     """Per-bit energy of a buffer read `words_per_access` words at a time [ours banking rule]: it is that many
     banks of kb / words each (at least `min_bank_kb`), and a bit costs what it costs in one bank (CACTI's
@@ -166,16 +198,24 @@ def sram_access_energy_per_bit(kb, words_per_access, tech: Tech = Tech()):
     bank = np.maximum(np.asarray(kb, dtype=float) / np.asarray(words_per_access, dtype=float),
                       CONSTANTS["min_bank_kb"].value)
     return sram_energy_per_bit(bank, tech)
+
+
 def sram_area_um2(kb, tech: Tech = Tech()):
     """Area (um^2) of an SRAM macro of `kb` KiB: bit cells / array efficiency."""
     bits = np.asarray(kb, dtype=float) * 8192.0
     out = bits * CONSTANTS["a_sram_bitcell"].value / CONSTANTS["sram_array_efficiency"].value * tech.area_scale
     return float(out) if out.ndim == 0 else out
+
+
 def dram_energy_per_byte(tech: Tech = Tech()) -> float:
     """Off-chip DRAM energy per byte (not node-scaled: the DRAM and its interface are off this chip)."""
     return tech.dram_pj_per_64b / 8.0
+
+
 def leakage_mw(area_mm2, tech: Tech = Tech()):
     return np.asarray(area_mm2) * CONSTANTS["leakage_density"].value
+
+
 # ------------------------------------------------------------------------------------ distance PE
 def distance_pe(metric: str, v: int, bits: int = 8, tech: Tech = Tech()) -> dict:
     """One distance PE (one centroid, one sub-vector of v `bits`-wide elements per cycle).
@@ -213,9 +253,13 @@ def distance_pe(metric: str, v: int, bits: int = 8, tech: Tech = Tech()) -> dict
     e_reg, a_reg = register(reg_bits, tech)
     parts["registers"] = (e_reg, a_reg + register(v * bits, tech)[1])
     return parts
+
+
 def distance_pe_total(metric: str, v: int, bits: int = 8, tech: Tech = Tech()) -> tuple:
     parts = distance_pe(metric, v, bits, tech)
     return sum(p[0] for p in parts.values()), sum(p[1] for p in parts.values())
+
+
 # ------------------------------------------------------------------------------------ designs
 @dataclass(frozen=True)
 class LUTDesign:
@@ -248,6 +292,8 @@ class LUTDesign:
     def sim_config(self) -> LUTDLAConfig:
         """The simulator config with the row tile set by the accumulator buffer."""
         return self.cfg.replace(m_tile=self.m_tile)
+
+
 def lut_buffers(design: LUTDesign, max_S: int) -> dict:
     """SRAM sizes in KiB: table (ping-pong), index buffer, FIFO, accumulators, activations, codebooks."""
     cfg = design.cfg
@@ -259,14 +305,20 @@ def lut_buffers(design: LUTDesign, max_S: int) -> dict:
         "activation": design.act_buffer_kb,
         "codebook": max_S * cfg.c * cfg.v * cfg.activation_bits / 8 / 1024,
     }
+
+
 # operand -> buffer it is read from / written to
 LUT_OPERAND_BUFFER = {"tables": "table", "indices": "index", "outputs": "accumulator",
                        "activations": "activation", "codebooks": "codebook"}
+
+
 def lut_access_width(cfg) -> dict:
     """Words per access of each LUT-DLA operand's buffer (lanes x Tn table entries and accumulators per
     cycle, one index per lane, v activations per CCU, one codebook row of v per PE); works on arrays."""
     return {"tables": cfg["lanes"] * cfg["table_tile"], "outputs": cfg["lanes"] * cfg["table_tile"],
             "indices": cfg["lanes"], "activations": cfg["ccus"] * cfg["v"], "codebooks": cfg["v"]}
+
+
 def lut_area(design: LUTDesign, max_S: int, tech: Tech = Tech()) -> dict:
     """Area per component in mm^2."""
     cfg = design.cfg
@@ -283,6 +335,8 @@ def lut_area(design: LUTDesign, max_S: int, tech: Tech = Tech()) -> dict:
         for k, v in dense_area(design.dense_unit, design.dense_precision, tech).items():
             area[f"dense_unit_{k}"] = v
     return area
+
+
 def lut_energy(design: LUTDesign, totals: dict, max_S: int, tech: Tech = Tech(),
                dense_totals: dict | None = None) -> dict:
     """Energy per component in pJ for a workload, from simulator totals (summed records).
@@ -304,6 +358,8 @@ def lut_energy(design: LUTDesign, totals: dict, max_S: int, tech: Tech = Tech(),
         for k, v in dense_energy(design.dense_unit, design.dense_precision, dense_totals, tech).items():
             energy[f"dense_unit_{k}"] = v
     return energy
+
+
 def dense_area(cfg: SystolicConfig, precision: str, tech: Tech = Tech()) -> dict:
     """Area per component (mm^2) of a rows x cols MAC array with its three SRAMs."""
     n = cfg.rows * cfg.cols
@@ -311,6 +367,8 @@ def dense_area(cfg: SystolicConfig, precision: str, tech: Tech = Tech()) -> dict
     for name, kb in (("ifmap", cfg.ifmap_sram_kb), ("filter", cfg.filter_sram_kb), ("ofmap", cfg.ofmap_sram_kb)):
         area[f"sram_{name}"] = sram_area_um2(kb, tech) / 1e6
     return area
+
+
 def dense_energy(cfg: SystolicConfig, precision: str, totals: dict, tech: Tech = Tech()) -> dict:
     """Energy per component (pJ) of dense totals (macs, sram_{op}_words, dram_{op}_words).
 
@@ -329,6 +387,8 @@ def dense_energy(cfg: SystolicConfig, precision: str, totals: dict, tech: Tech =
                     for op in bits)
     energy["dram"] = dram_bits / 8 * dram_energy_per_byte(tech)
     return energy
+
+
 def dense_traffic(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
     """Cycles, MACs and words per operand of one GEMM on the array (closed form, lutnb.hw's model).
 
@@ -342,6 +402,8 @@ def dense_traffic(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
         out[f"sram_{op}_words"] = sram[op]
     out.update(dram_activations_words=M * K, dram_weights_words=K * N, dram_outputs_words=M * N)
     return out
+
+
 def summarize(energy: dict, area: dict, cycles: float, clock_mhz: float, ops: float) -> dict:
     """Totals and efficiencies from per-component energy (pJ) and area (mm^2)."""
     time_s = cycles / (clock_mhz * 1e6)
@@ -354,6 +416,8 @@ def summarize(energy: dict, area: dict, cycles: float, clock_mhz: float, ops: fl
     return {"cycles": cycles, "time_s": time_s, "energy_pj": energy_pj, "dynamic_pj": dyn_pj,
             "leakage_pj": leak_pj, "power_w": power_w, "area_mm2": area_mm2, "tops": tops,
             "tops_per_w": tops / power_w, "tops_per_mm2": tops / area_mm2, "ops": ops}
+
+
 def breakdown(energy: dict, area: dict, summary: dict | None = None):
     """Per-component DataFrame: energy (pJ and share), area (mm^2 and share), and power (W) if timed."""
     import pandas as pd

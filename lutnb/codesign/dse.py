@@ -1,16 +1,10 @@
 """Co-design space exploration: sweep model (v, c, metric, table bits) and hardware parameters over a
 workload, prune infeasible points with the reason, extract Pareto fronts, compare with dense baselines.
 
-Speed: `lutnb.hw.simulate_network` takes about a second per ResNet-18 config, so sweeps use
-`analytic_lut_totals`, a closed form of the same machine (vectorized over design points): access counts
-are exact; cycles follow the simulator's LUT-Stationary schedule phase by phase (steady-state period per
-table tile, first-load and CCM-fill start-up, CCM run-ahead bounded by the FIFO, expected bank-conflict
-cycles). `tests/test_dse.py` checks it against `simulate_network` on sampled configs. Chosen points can be
-re-evaluated exactly with `evaluate_design(..., engine="simulate")`.
-
-Accuracy per (metric, v, c): stored LUTBoost results (results/02_lutboost.json, 03_accuracy_vs_bits.json)
-when present, otherwise a labelled proxy, 1 - relative output error of VQ on a digits-CNN layer. Every
-row says which (`accuracy_source`).
+Sweeps use the closed-form machine of `lutnb.codesign.analytic` (vectorized over design points, checked
+against `lutnb.hw.simulate_network` in `tests/test_dse.py`); chosen points can be re-evaluated exactly with
+`evaluate_design(..., engine="simulate")`. Accuracy per (metric, v, c) comes from `lutnb.codesign.accuracy`:
+stored accuracy records where present, otherwise a labelled proxy; every row says which (`accuracy_source`).
 """
 from __future__ import annotations
 
@@ -27,13 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import atomic_write_bytes, results_dir
+from ..files import results_dir
 from ..hw import LUTDLAConfig, SystolicConfig, simulate_network
-from ..nb.results import read_results
-from ..vq.error import collect_rows, quantization_sweep
-from ..zoo.data import load_digits
-from ..zoo.models import digits_cnn
 from . import cost
+from .accuracy import PROXY_SOURCE, accuracy_table, proxy_accuracy_table, stored_accuracy_table  # noqa: F401
+from .analytic import analytic_lut_totals, dense_unit_totals, expected_bank_extra, max_subspaces, table_bytes
 from .workloads import Workload, get_workload
 
 VERSION = "dse-1"
@@ -50,193 +42,8 @@ FIXED = {"fifo_depth": 512, "acc_bits": 32, "activation_bits": 8, "double_buffer
          "act_buffer_kb": 16.0}
 TECH45 = cost.Tech()      # the reference node, 45 nm
 DENSE_UNIT = SystolicConfig(rows=32, cols=32, dataflow="ws", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=64)
-# proxy accuracy (used only where no LUTBoost accuracy is stored): 1 - relative output error of VQ of the
-# digits CNN's conv2 inputs. Taken from notebook 01's results (results/01_vector_quantization.json, trained
-# model) when present, otherwise measured here on an untrained seed-0 CNN and cached under results/dse_cache/.
-PROXY_SOURCE = "proxy: 1 - rel. output error of VQ, digits CNN conv2, not accuracy"
-def _proxy_from_notebook01() -> dict | None:
-
-    try:
-        sweep = read_results("01_vector_quantization").get("vq_sweep", [])
-    except (FileNotFoundError, ValueError):
-        return None
-    rel = {(r["metric"], int(r["v"]), int(r["c"])): float(r["rel_error"]) for r in sweep if r.get("method") == "VQ"}
-    return rel or None
-def _measure_proxy(vs, cs, metrics, max_rows: int) -> dict:
-    import torch
 
 
-    torch.manual_seed(0)
-    data = collect_rows(digits_cnn(), "conv2", load_digits(0).train.tensors[0], max_rows=max_rows, seed=0)
-    df = quantization_sweep(data, vs=vs, cs=cs, metrics=metrics, scalar_bits=(), seed=0)
-    return {(r.metric, int(r.v), int(r.c)): float(r.rel_error) for r in df.itertuples()}
-def proxy_accuracy_table(recompute: bool = False, vs=(2, 4, 8), cs=(8, 16, 32),
-                         metrics=("l2", "l1", "chebyshev"), max_rows: int = 2000) -> pd.DataFrame:
-    """The proxy table (metric, v, c, accuracy, accuracy_source); `recompute` measures instead of reading."""
-    import json
-
-
-    rel = None if recompute else _proxy_from_notebook01()
-    if rel is None:
-        cache = results_dir() / "dse_cache" / f"proxy_{'-'.join(map(str, vs))}_{'-'.join(map(str, cs))}_" \
-                                              f"{'-'.join(metrics)}_{max_rows}.json"
-        if cache.exists() and not recompute:
-            rel = {tuple(k.split("|")[:1]) + tuple(int(x) for x in k.split("|")[1:]): e
-                   for k, e in json.loads(cache.read_text()).items()}
-        else:
-            rel = _measure_proxy(vs, cs, metrics, max_rows)
-
-            atomic_write_bytes(cache, json.dumps({f"{m}|{v}|{c}": e for (m, v, c), e in rel.items()}).encode())
-    return pd.DataFrame([{"metric": m, "v": v, "c": c, "accuracy": 1.0 - e, "accuracy_source": PROXY_SOURCE}
-                         for (m, v, c), e in sorted(rel.items())])
-_ACC_KEYS = ("accuracy", "test_accuracy", "lut_accuracy", "acc", "test_acc")
-def _records(obj, found: list) -> None:
-    """Every dict (at any depth) that has metric, v, c and an accuracy-like key."""
-    if isinstance(obj, dict):
-        if {"metric", "v", "c"} <= obj.keys() and any(k in obj for k in _ACC_KEYS):
-            found.append(obj)
-        for val in obj.values():
-            _records(val, found)
-    elif isinstance(obj, list):
-        for val in obj:
-            _records(val, found)
-def stored_accuracy_table(model: str | None = None, directory=None) -> pd.DataFrame:
-    """Accuracy records from results/02_lutboost.json and 03_accuracy_vs_bits.json.
-
-    Expected: anywhere in the JSON, dicts with keys `metric`, `v`, `c` and one of accuracy / test_accuracy /
-    lut_accuracy / acc (percent or fraction; converted to a fraction), optionally `model` and `table_bits`.
-    Records of `model` are used when any match, else all; duplicates are averaged (e.g. over seeds).
-    """
-
-    base = Path(directory) if directory else results_dir()
-    rows = []
-    for name in ("02_lutboost", "03_accuracy_vs_bits"):
-        p = base / f"{name}.json"
-        if not p.exists():
-            continue
-        try:
-            found: list = []
-            _records(json.loads(p.read_text()), found)
-        except (OSError, ValueError):
-            continue
-        for r in found:
-            acc = next(float(r[k]) for k in _ACC_KEYS if k in r and r[k] is not None)
-            rows.append({"model": r.get("model"), "metric": str(r["metric"]).lower(), "v": int(r["v"]),
-                         "c": int(r["c"]), "accuracy": acc / 100.0 if acc > 1.0 else acc,
-                         "accuracy_source": f"stored: results/{name}.json"})
-    if not rows:
-        return pd.DataFrame(columns=["metric", "v", "c", "accuracy", "accuracy_source"])
-    df = pd.DataFrame(rows)
-    if model is not None and (df["model"] == model).any():
-        df = df[df["model"] == model]
-    return (df.groupby(["metric", "v", "c"], as_index=False)
-              .agg(accuracy=("accuracy", "mean"), accuracy_source=("accuracy_source", "first")))
-def accuracy_table(model: str | None = None, directory=None) -> pd.DataFrame:
-    """Stored accuracies where present, the proxy for every (metric, v, c) they do not cover."""
-    stored = stored_accuracy_table(model, directory)
-    proxy = proxy_accuracy_table()
-    if stored.empty:
-        return proxy
-    key = ["metric", "v", "c"]
-    merged = pd.concat([stored, proxy]).drop_duplicates(key, keep="first")
-    return merged.sort_values(key).reset_index(drop=True)
-# ------------------------------------------------------------------------------------ analytic model
-def _cdiv(a, b):
-    return -(-a // b)
-@lru_cache(maxsize=256)
-def expected_bank_extra(lanes: int, c: int, banks: int, samples: int = 4000) -> float:
-    """Mean extra cycles per look-up group from bank conflicts, for uniform indices (0 when banks >= c)."""
-    if banks >= c:
-        return 0.0
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, c, size=(samples, lanes))
-    present = np.zeros((samples, c), dtype=bool)
-    present[np.arange(samples)[:, None], idx] = True
-    per_bank = np.stack([present[:, b::banks].sum(1) for b in range(banks)], 1)
-    return float((per_bank.max(1) - 1).mean())
-def _layer_cycles(M, K, N, p):
-    """Cycles of one GEMM for design-point arrays `p` (dict of numpy arrays); see the module docstring."""
-    v, c, L, P, Tn = p["v"], p["c"], p["ccus"], p["lanes"], p["table_tile"]
-    S = _cdiv(K, v)
-    Tm = np.minimum(p["m_tile"], M)
-    mt = _cdiv(M, Tm)
-    last_r = M - (mt - 1) * Tm
-    nt = _cdiv(N, Tn)
-    last_w = N - (nt - 1) * Tn
-    bw, tb, db = p["offchip_bytes_per_cycle"], p["table_bits"], p["double_buffer"]
-
-    def load(w):
-        return np.maximum(1, np.ceil(np.ceil(c * w * tb / 8) / bw))
-
-    lf, ll = load(np.minimum(Tn, N)), load(last_w)
-    l0 = np.where(nt > 1, lf, ll)
-    x = p["bank_extra"]
-
-    def block(r, ahead):
-        g = np.ceil(_cdiv(r, P) * (1 + x))
-        cc = _cdiv(r, L)
-        per_f = np.where(db, np.maximum(g, lf), lf + g)
-        per_l = np.where(db, np.maximum(g, ll), ll + g)
-        rest = S * per_f * np.maximum(nt - 2, 0) + np.where(nt > 1, S * per_l, 0)
-        imm0 = S * np.where(db, np.maximum(g, l0), l0 + g)
-        return np.maximum(imm0, S * cc - ahead) + rest, rest
-
-    fifo_ahead = p["fifo_depth"] / L
-    full0, rest_full = block(Tm, 0)
-    full_next, _ = block(Tm, np.minimum(rest_full, fifo_ahead))
-    last, _ = block(last_r, np.where(mt > 1, np.minimum(rest_full, fifo_ahead), 0))
-    total = np.where(mt > 1, full0 + (mt - 2).clip(0) * full_next + last, last)
-    g0, cc0 = np.ceil(_cdiv(Tm, P) * (1 + x)), _cdiv(Tm, L)
-    start = np.where(db, np.maximum(l0, c) + np.maximum(g0, cc0) - np.maximum(np.maximum(g0, l0), cc0),
-                     np.maximum(0, c - l0))
-    return total + start
-def analytic_lut_totals(workload: Workload, p: dict) -> dict:
-    """Network totals (the `simulate_network` fields the cost model needs) for design-point arrays `p`.
-
-    `p` holds arrays (or scalars) for v, c, ccus, lanes, table_tile, table_bits, m_tile, fifo_depth,
-    offchip_bytes_per_cycle, double_buffer, acc_bits, activation_bits, and bank_extra.
-    """
-    v, c = p["v"], p["c"]
-    idx_bits = np.maximum(1, np.ceil(np.log2(c)))
-    tot = {k: 0 for k in ("total_cycles", "distance_ops", "lookup_adds", "lookups", "sram_bytes", "dram_bytes")}
-    for op in cost.LUT_OPERAND_BUFFER:
-        tot[f"sram_{op}_bytes"] = 0
-        tot[f"dram_{op}_bytes"] = 0
-    max_S = 0
-    for w, rep in workload.lut_layers:
-        M, K, N = w.M, w.K, w.N
-        S = _cdiv(K, v)
-        max_S = np.maximum(max_S, S)
-        mt = _cdiv(M, np.minimum(p["m_tile"], M))
-        nt = _cdiv(N, p["table_tile"])
-        words = {
-            "indices": (idx_bits, M * S + np.where(nt > 1, M * S, 0) + M * S * (nt - 1), 0),
-            "tables": (p["table_bits"], mt * S * c * N + M * S * N, mt * S * c * N),
-            "activations": (p["activation_bits"], M * K, M * K),
-            "outputs": (p["acc_bits"], 2 * M * S * N, M * N),
-            "codebooks": (p["activation_bits"], mt * S * c * v, mt * S * c * v),
-        }
-        for op, (bits, sram, dram) in words.items():
-            sb, db_ = np.ceil(sram * bits / 8) * rep, np.ceil(dram * bits / 8) * rep
-            tot[f"sram_{op}_bytes"] = tot[f"sram_{op}_bytes"] + sb
-            tot[f"dram_{op}_bytes"] = tot[f"dram_{op}_bytes"] + db_
-            tot["sram_bytes"] = tot["sram_bytes"] + sb
-            tot["dram_bytes"] = tot["dram_bytes"] + db_
-        tot["distance_ops"] = tot["distance_ops"] + M * S * c * v * rep
-        tot["lookup_adds"] = tot["lookup_adds"] + M * S * N * rep
-        tot["lookups"] = tot["lookups"] + M * S * nt * rep
-        tot["total_cycles"] = tot["total_cycles"] + _layer_cycles(M, K, N, p) * rep
-    tot["max_S"] = max_S
-    return tot
-@lru_cache(maxsize=64)
-def _dense_unit_totals(workload: Workload, unit: SystolicConfig) -> dict:
-    tot: dict = {}
-    for w, rep in workload.dense_layers:
-        for k, val in cost.dense_traffic(w.M, w.K, w.N, unit).items():
-            tot[k] = tot.get(k, 0) + val * rep
-    return tot
-def max_subspaces(workload: Workload, v: int) -> int:
-    return max(_cdiv(w.K, v) for w, _ in workload.lut_layers)
 # ------------------------------------------------------------------------------------ one design, exactly
 def design_from_params(params: dict) -> cost.LUTDesign:
     """A LUTDesign from flat parameters (LUTDLAConfig fields, table_buffer_kb, acc/act_buffer_kb)."""
@@ -246,6 +53,8 @@ def design_from_params(params: dict) -> cost.LUTDesign:
         kw["table_buffer_bytes"] = int(p["table_buffer_kb"] * 1024)
     return cost.LUTDesign(LUTDLAConfig(**kw), acc_buffer_kb=float(p.get("acc_buffer_kb", 64.0)),
                           act_buffer_kb=float(p.get("act_buffer_kb", 16.0)))
+
+
 def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "analytic",
                     tech: cost.Tech = TECH45, dense_unit: SystolicConfig = DENSE_UNIT):
     """(summary dict, breakdown DataFrame) of one LUT-DLA design on a workload.
@@ -266,7 +75,7 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
         totals = {k: float(np.asarray(v)) for k, v in analytic_lut_totals(workload, arr).items()}
     else:
         raise ValueError(f"engine={engine!r}: use 'analytic' or 'simulate'")
-    dense_tot = _dense_unit_totals(workload, design.dense_unit) if design.dense_unit else None
+    dense_tot = dense_unit_totals(workload, design.dense_unit) if design.dense_unit else None
     energy = cost.lut_energy(design, totals, max_S, tech, dense_tot)
     area = cost.lut_area(design, max_S, tech)
     cycles = totals["total_cycles"] + (dense_tot["total_cycles"] if dense_tot else 0)
@@ -274,6 +83,8 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
     summary.update(lut_cycles=totals["total_cycles"], sram_kb=sum(cost.lut_buffers(design, max_S).values()),
                    engine=engine, node_nm=tech.node_nm, clock_mhz=cfg.clock_mhz)
     return summary, cost.breakdown(energy, area, summary)
+
+
 # ------------------------------------------------------------------------------------ baselines
 def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 32, cols: int = 32,
                       clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45):
@@ -290,6 +101,8 @@ def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 3
     summary.update(precision=precision, rows=rows, cols=cols, clock_mhz=clock_mhz, node_nm=tech.node_nm,
                    sram_kb=3 * sram_kb)
     return summary, cost.breakdown(energy, area, summary)
+
+
 def matched_baseline(workload: Workload, precision: str, target: float, by: str = "area",
                      clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45,
                      sizes=tuple(range(4, 257, 2))) -> dict:
@@ -305,9 +118,13 @@ def matched_baseline(workload: Workload, precision: str, target: float, by: str 
         if best is None or gap < best[0]:
             best = (gap, s)
     return best[1]
+
+
 BASELINES = ("int8", "int4", "fp16")
 PAPER_POWER_RANGE = (1.4, 7.0)     # [paper] power-efficiency gain over baselines
 PAPER_AREA_RANGE = (1.5, 146.1)    # [paper] area-efficiency gain
+
+
 def compare_with_baselines(points: dict, workload: Workload, baselines=BASELINES, modes=("area", "throughput"),
                            tech: cost.Tech = TECH45, sram_kb: int = 64) -> pd.DataFrame:
     """Ratios LUT-DLA / baseline of TOPS/W and TOPS/mm^2, for each named point, baseline and matching mode.
@@ -331,11 +148,15 @@ def compare_with_baselines(points: dict, workload: Workload, baselines=BASELINES
     df["power_in_paper_range"] = df["power_eff_ratio"].between(*PAPER_POWER_RANGE)
     df["area_in_paper_range"] = df["area_eff_ratio"].between(*PAPER_AREA_RANGE)
     return df
+
+
 def ratio_range(df: pd.DataFrame, column: str) -> dict:
     """The min and max of a ratio column and which (point, baseline, matching) gives each end."""
     lo, hi = df.loc[df[column].idxmin()], df.loc[df[column].idxmax()]
     desc = lambda r: f"{r['point']} vs {r['baseline'].upper()} {r['baseline_array']} (equal {r['matched_by']})"
     return {"min": float(lo[column]), "max": float(hi[column]), "min_from": desc(lo), "max_from": desc(hi)}
+
+
 # ------------------------------------------------------------------------------------ sweeps
 @dataclass(frozen=True)
 class Constraints:
@@ -345,6 +166,8 @@ class Constraints:
     max_power_w: float | None = None
     max_sram_kb: float | None = None
     min_accuracy: float | None = None
+
+
 def grid_points(space: dict | None = None) -> pd.DataFrame:
     """Every combination, in itertools.product order of the space's keys (deterministic)."""
     space = space or DEFAULT_SPACE
@@ -352,6 +175,8 @@ def grid_points(space: dict | None = None) -> pd.DataFrame:
     df = pd.DataFrame(list(itertools.product(*(space[k] for k in keys))), columns=keys)
     df.insert(0, "point", np.arange(len(df)))
     return df
+
+
 def random_points(n: int, space: dict | None = None, seed: int = 0) -> pd.DataFrame:
     """`n` points drawn uniformly (with replacement) from the space's values, seeded."""
     space = space or DEFAULT_SPACE
@@ -361,6 +186,8 @@ def random_points(n: int, space: dict | None = None, seed: int = 0) -> pd.DataFr
         df[k] = pd.array(df[k].tolist())
     df.insert(0, "point", np.arange(n))
     return df
+
+
 @lru_cache(maxsize=100_000)
 def _validate(items: tuple) -> str:
     try:
@@ -368,14 +195,16 @@ def _validate(items: tuple) -> str:
     except (ValueError, TypeError) as err:
         return f"config: {err}"
     return ""
+
+
 @lru_cache(maxsize=4096)
 def _pe_cost(metric: str, v: int, bits: int, node: float) -> tuple:
     return cost.distance_pe_total(metric, v, bits, cost.Tech(node_nm=node))
-def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
-                    tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Cost, efficiency, accuracy and feasibility of every point (vectorized; the sweep's worker)."""
-    if isinstance(workload, str):
-        workload = get_workload(workload)
+
+
+def _complete_points(points: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `points` with every parameter present (FIXED, the design defaults, LUTDLAConfig's defaults)
+    and a `reason` column: "" or why the configuration is invalid ("config: ...")."""
     df = points.reset_index(drop=True).copy()
     for k, val in FIXED.items():
         if k not in df:
@@ -390,10 +219,13 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
         df[k] = getattr(LUTDLAConfig(), k)
     cols = sorted((LUT_FIELDS | DESIGN_FIELDS) & set(df.columns))
     native = lambda x: x.item() if isinstance(x, np.generic) else x
-    reasons = [_validate(tuple((k, native(x)) for k, x in zip(cols, r)))
-               for r in df[cols].itertuples(index=False, name=None)]
-    df["reason"] = reasons
-    n = len(df)
+    df["reason"] = [_validate(tuple((k, native(x)) for k, x in zip(cols, r)))
+                    for r in df[cols].itertuples(index=False, name=None)]
+    return df
+
+
+def _point_arrays(df: pd.DataFrame) -> dict:
+    """Typed numpy arrays of the hardware parameters, with the derived m_tile and bank_extra."""
     a = {k: df[k].to_numpy() for k in df.columns if k in LUT_FIELDS | DESIGN_FIELDS}
     a["table_buffer_bytes"] = (df["table_buffer_kb"].to_numpy(dtype=float) * 1024).astype(np.int64)
     for k in ("v", "c", "ccus", "lanes", "table_tile", "table_bits", "fifo_depth", "acc_bits", "activation_bits",
@@ -405,16 +237,18 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
     a["m_tile"] = np.maximum(1, (a["acc_buffer_kb"] * 1024 * 8 // (a["table_tile"] * a["acc_bits"])).astype(np.int64))
     a["bank_extra"] = np.array([expected_bank_extra(int(p), int(c), int(b))
                                 for p, c, b in zip(a["lanes"], a["c"], a["sram_banks"])])
-    tot = analytic_lut_totals(workload, a)
+    return a
+
+
+def _lut_area_energy(metrics, a: dict, tot: dict, tech: cost.Tech) -> tuple:
+    """(area mm^2, energy pJ, buffers KiB) per component of the LUT engine, as cost.lut_area / lut_energy."""
     max_S = tot["max_S"]
     idx_bits = np.maximum(1, np.ceil(np.log2(a["c"])))
-    # buffers (KiB), as cost.lut_buffers
     bufs = {"table": a["table_buffer_kb"], "index": a["m_tile"] * max_S * idx_bits / 8 / 1024,
             "fifo": a["fifo_depth"] * idx_bits / 8 / 1024, "accumulator": a["acc_buffer_kb"],
             "activation": a["act_buffer_kb"], "codebook": max_S * a["c"] * a["v"] * a["activation_bits"] / 8 / 1024}
     width = cost.lut_access_width(a)
-    # per-point scalars of the distance PE
-    pe = [_pe_cost(m, int(v), int(b), tech.node_nm) for m, v, b in zip(df["metric"], a["v"], a["activation_bits"])]
+    pe = [_pe_cost(m, int(v), int(b), tech.node_nm) for m, v, b in zip(metrics, a["v"], a["activation_bits"])]
     pe_e, pe_a = np.array([x[0] for x in pe]), np.array([x[1] for x in pe])
     add_e = cost.power_law(cost.CONSTANTS["e_add8"].value, cost.CONSTANTS["e_add32"].value, a["acc_bits"]) \
         * tech.energy_scale
@@ -428,12 +262,19 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
               "sram": sum(tot[f"sram_{op}_bytes"] * 8 * cost.sram_access_energy_per_bit(bufs[b], width[op], tech)
                           for op, b in cost.LUT_OPERAND_BUFFER.items()),
               "dram": tot["dram_bytes"] * cost.dram_energy_per_byte(tech)}
-    cycles = tot["total_cycles"] * np.ones(n)
+    return area, energy, bufs
+
+
+def _add_costs(df: pd.DataFrame, a: dict, workload: Workload, tech: cost.Tech) -> None:
+    """Area, energy, cycles and the efficiency columns of every point (dense layers on DENSE_UNIT), in place."""
+    tot = analytic_lut_totals(workload, a)
+    area, energy, bufs = _lut_area_energy(df["metric"], a, tot, tech)
+    cycles = tot["total_cycles"] * np.ones(len(df))
     if workload.dense_layers:
-        dt = _dense_unit_totals(workload, DENSE_UNIT)
+        dt = dense_unit_totals(workload, DENSE_UNIT)
         de = sum(cost.dense_energy(DENSE_UNIT, "int8", dt, tech).values())
-        area["dense_unit"] = np.full(n, sum(cost.dense_area(DENSE_UNIT, "int8", tech).values()))
-        energy["dense_unit"] = np.full(n, de)
+        area["dense_unit"] = np.full(len(df), sum(cost.dense_area(DENSE_UNIT, "int8", tech).values()))
+        energy["dense_unit"] = np.full(len(df), de)
         cycles = cycles + dt["total_cycles"]
     for k, val in area.items():
         df[f"area_{k}_mm2"] = val
@@ -452,20 +293,24 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
     df["tops_per_mm2"] = df["tops"] / df["area_mm2"]
     df["sram_kb"] = sum(bufs.values())
     df["bits_per_activation"] = np.log2(a["c"]) / a["v"]
-    df["table_bytes"] = sum(_cdiv(w.K, a["v"]) * a["c"] * w.N * a["table_bits"] / 8 * r
-                            for w, r in workload.lut_layers)
-    # accuracy
-    acc = accuracy if accuracy is not None else accuracy_table()
+    df["table_bytes"] = table_bytes(workload, a["v"], a["c"], a["table_bits"])
+
+
+def _add_accuracy(df: pd.DataFrame, a: dict, accuracy: pd.DataFrame) -> None:
+    """The accuracy and accuracy_source of every point's (metric, v, c), in place ("none" where absent)."""
     key = pd.MultiIndex.from_arrays([df["metric"], a["v"], a["c"]])
-    lut = acc.set_index(["metric", "v", "c"])
+    lut = accuracy.set_index(["metric", "v", "c"])
     df["accuracy"] = lut["accuracy"].reindex(key).to_numpy()
     df["accuracy_source"] = lut["accuracy_source"].reindex(key).fillna("none").to_numpy()
-    # constraints, first failing reason wins
-    checks = [("area", constraints.max_area_mm2, df["area_mm2"], "area {:.3g} mm2 > {}"),
-              ("power", constraints.max_power_w, df["power_w"], "power {:.3g} W > {}"),
-              ("sram", constraints.max_sram_kb, df["sram_kb"], "SRAM budget {:.4g} KiB > {}")]
+
+
+def _apply_constraints(df: pd.DataFrame, constraints: Constraints) -> None:
+    """Set `reason` (the first failing check wins) and `feasible`; blank the numbers of invalid configs."""
+    checks = [(constraints.max_area_mm2, df["area_mm2"], "area {:.3g} mm2 > {}"),
+              (constraints.max_power_w, df["power_w"], "power {:.3g} W > {}"),
+              (constraints.max_sram_kb, df["sram_kb"], "SRAM budget {:.4g} KiB > {}")]
     reason = df["reason"].to_numpy(dtype=object)
-    for _, limit, col, fmt in checks:
+    for limit, col, fmt in checks:
         if limit is None:
             continue
         bad = (reason == "") & (col.to_numpy() > limit)
@@ -479,8 +324,22 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
     df["feasible"] = reason == ""
     num = [c for c in df.columns if c.startswith(("area", "energy", "power", "tops", "latency", "cycles"))]
     df.loc[~df["feasible"] & df["reason"].str.startswith("config"), num] = np.nan
+
+
+def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
+                    tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Cost, efficiency, accuracy and feasibility of every point (vectorized; the sweep's worker)."""
+    if isinstance(workload, str):
+        workload = get_workload(workload)
+    df = _complete_points(points)
+    a = _point_arrays(df)
+    _add_costs(df, a, workload, tech)
+    _add_accuracy(df, a, accuracy if accuracy is not None else accuracy_table())
+    _apply_constraints(df, constraints)
     df["workload"] = workload.name
     return df
+
+
 def _cache_key(points: pd.DataFrame, workload: Workload, constraints: Constraints, tech: cost.Tech,
                accuracy: pd.DataFrame) -> str:
     h = hashlib.sha256()
@@ -490,6 +349,8 @@ def _cache_key(points: pd.DataFrame, workload: Workload, constraints: Constraint
                  points.to_json(orient="split"), accuracy.to_json(orient="split")):
         h.update(part.encode())
     return h.hexdigest()[:24]
+
+
 def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
               tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None, n_jobs: int = 2,
               chunk_size: int = 2048, client=None, address: str | None = None, cache_dir=None,
@@ -540,6 +401,8 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
             pickle.dump(out, f)
         tmp.replace(path)
     return out
+
+
 def pareto_mask(df: pd.DataFrame, maximize=("accuracy", "tops_per_w")) -> np.ndarray:
     """True for rows no other row beats in every column of `maximize` (ties kept); NaN rows are False."""
     vals = df[list(maximize)].to_numpy(dtype=float)
@@ -556,11 +419,15 @@ def pareto_mask(df: pd.DataFrame, maximize=("accuracy", "tops_per_w")) -> np.nda
             keep.append(i)
     mask[idx[keep]] = True
     return mask
+
+
 def pareto_front(df: pd.DataFrame, maximize=("accuracy", "tops_per_w"), feasible_only: bool = True) -> pd.DataFrame:
     """The Pareto-optimal rows, sorted by the first objective then `point` (deterministic)."""
     sub = df[df["feasible"]] if feasible_only and "feasible" in df else df
     front = sub[pareto_mask(sub, maximize)]
     return front.sort_values([maximize[0], "point"], ascending=[False, True]).reset_index(drop=True)
+
+
 # ------------------------------------------------------------------------------------ interactive
 def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
@@ -582,7 +449,7 @@ def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int =
     acc = accuracy_table(workload)
     hit = acc[(acc["metric"] == metric) & (acc["v"] == v) & (acc["c"] == c)]
     return {"workload": wl.name, "bits_per_activation": math.log2(c) / v,
-            "table_bytes": sum(_cdiv(w.K, v) * c * w.N * table_bits / 8 * r for w, r in wl.lut_layers),
+            "table_bytes": table_bytes(wl, v, c, table_bits),
             "cycles": s["cycles"], "latency_ms": s["time_s"] * 1e3, "area_mm2": s["area_mm2"],
             "power_w": s["power_w"], "tops": s["tops"], "tops_per_w": s["tops_per_w"],
             "tops_per_mm2": s["tops_per_mm2"], "baseline": f"{baseline} {b['rows']}x{b['cols']} (equal area)",

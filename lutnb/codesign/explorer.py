@@ -1,4 +1,4 @@
-"""Interactive design-point explorer: ipywidgets pickers wired to `lutnb.dse.explore_point`.
+"""Interactive design-point explorer: ipywidgets pickers wired to `lutnb.codesign.dse.explore_point`.
 
 `Explorer()` builds the widgets; every change calls `Explorer.update()`, which recomputes the design point
 and refreshes the readout. The callbacks are plain methods, so tests drive them headlessly by setting a
@@ -42,8 +42,12 @@ ROWS = (
     ("accuracy", "accuracy", "{:.4f}"),
     ("accuracy_source", "accuracy source", "{}"),
 )
+
+
 def defaults() -> dict:
     return {field: default for field, *_, default in CONTROLS}
+
+
 def compute(**params) -> dict:
     """The explorer's model: `dse.explore_point` on the given parameters (missing ones take defaults)."""
     values = defaults()
@@ -52,6 +56,8 @@ def compute(**params) -> dict:
         raise ValueError(f"unknown explorer parameters {sorted(unknown)}; known: {sorted(values)}")
     values.update(params)
     return dse.explore_point(**values)
+
+
 def render(result: dict) -> str:
     """An HTML table of a result (or its error)."""
     if "error" in result:
@@ -62,6 +68,8 @@ def render(result: dict) -> str:
         text = "n/a" if val is None else fmt.format(val)
         rows.append(f"<tr><td>{label}</td><td style='text-align:right'><b>{_html.escape(text)}</b></td></tr>")
     return "<table>" + "".join(rows) + "</table>"
+
+
 class Explorer:
     """Widgets + callbacks. `display(Explorer().widget)` in JupyterLab; tests set `.controls[name].value`."""
 

@@ -127,7 +127,6 @@ def cnn_workload(name: str, image_size: int | None = None) -> Workload:
     """A CNN from lutnb.models as GEMMs (every Conv2d and Linear; identical shapes merged)."""
     import torch
 
-
     factory, shape = CNNS[name]
     if image_size is not None:
         shape = shape[:2] + (image_size, image_size)

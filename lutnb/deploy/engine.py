@@ -5,7 +5,8 @@ accumulator of `acc_bits` bits with two's-complement wrap-around (the IMM), dequ
 (float32(acc) * scale + bias); everything else in the network runs in float. Two implementations of the
 look-up-accumulate: ``impl="reference"`` (a loop over sub-spaces in int64) and ``impl="fast"`` (one
 `embedding_bag` sum over the flattened tables in a float type whose integer sums are exact); with numba
-installed, ``impl="native"`` runs a fused encode + look-up kernel (`lutnb.kernels` (numba and C, chosen by `lutnb.kernels.dispatch`)), tested equal.
+installed, ``impl="native"`` runs a fused encode + look-up kernel (numba or C, chosen by
+`lutnb.kernels.dispatch`), tested equal.
 The output equals the PyTorch model in ``mode="quant"`` bit for bit.
 """
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The compiled LUT kernel (lutnb/kernels/csrc/lutgemm.c): fused encode + int8 look-up-accumulate, called via ctypes.
 
-Why a C kernel next to the numba ones (`lutnb.kernels` (numba and C, chosen by `lutnb.kernels.dispatch`)): the look-up the accelerator does in its IMM maps onto
-two AVX-512 instructions that numba cannot emit. The codes of 4 sub-spaces of a row are packed into one
-32-bit word (byte q = 16*q + code, c <= 16); one 64-byte register holds the INT8 tables of those 4 sub-spaces
-for one output column; ``vpermb`` looks up 64 entries (16 rows x 4 sub-spaces) at once and ``vpdpbusd`` adds
-each row's 4 entries into its int32 accumulator. The encode keeps a row block's sub-vectors in registers and
-runs the distance and running argmin 16 rows per instruction. Measured on the issue-2 layer (M=4096, K=576,
+Why a C kernel next to the numba ones (`lutnb.kernels.numba_kernels`; `lutnb.kernels.dispatch` picks one): the
+look-up the accelerator does in its IMM maps onto two AVX-512 instructions that numba cannot emit. The codes of
+4 sub-spaces of a row are packed into one 32-bit word (byte q = 16*q + code, c <= 16); one 64-byte register
+holds the INT8 tables of those 4 sub-spaces for one output column; ``vpermb`` looks up 64 entries (16 rows x 4
+sub-spaces) at once and ``vpdpbusd`` adds each row's 4 entries into its int32 accumulator. The encode keeps a
+row block's sub-vectors in registers and runs the distance and running argmin 16 rows per instruction.
+Measured on the issue-2 layer (M=4096, K=576,
 N=64, v=4, c=16, 1 thread): see ``benchmarks/bench_engine.py``.
 
 Build: the first call compiles the source with the system C compiler (``$CC``, default ``cc``;

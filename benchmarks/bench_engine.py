@@ -66,8 +66,8 @@ def main(argv=None) -> int:
         print(f"native path unavailable: {numba_kernels.unavailable_reason()}", file=sys.stderr)
     else:
         t = dispatch.compile_all()
-        print(f"native kernels compiled/loaded in {t:.2f} s (numba {numba_kernels.numba.__version__}, "
-              f"threading layer {numba_kernels.numba.threading_layer() if t else '?'})")
+        print(f"native kernels compiled/loaded in {t:.2f} s (numba {numba_kernels.numba_module().__version__}, "
+              f"threading layer {numba_kernels.numba_module().threading_layer() if t else '?'})")
         from lutnb.kernels import compiled as ckernel
 
         print(f"compiled C kernel: {ckernel.library_path() if ckernel.available() else ckernel.unavailable_reason()}"
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
             # centroids drawn from the data so the argmin is realistic
             layer.codebooks[:] = x[torch.randint(0, M, (layer.S * C,), generator=g)].reshape(-1)[
                 : layer.codebooks.size].reshape(layer.codebooks.shape).numpy()
-            layer._torch_cache.clear()
+            layer.runtime_cache.clear()
 
             def dense():
                 return x @ W.T

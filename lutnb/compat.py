@@ -21,7 +21,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lutnb.quant": ("lutnb.vq.quant", "lutnb.kernels.common"),
     "lutnb.analysis": ("lutnb.vq.error", "lutnb.vq.lutgemm"),
     "lutnb.ckernel": ("lutnb.kernels.compiled",),
-    "lutnb.native": ("lutnb.kernels.dispatch", "lutnb.kernels.numba_kernels", "lutnb.deploy.engine"),
+    "lutnb.native": ("lutnb.kernels.dispatch", "lutnb.kernels.numba_kernels", "lutnb.kernels.compiled",
+                     "lutnb.deploy.engine"),
     "lutnb.engine": ("lutnb.deploy.engine",),
     "lutnb.export": ("lutnb.deploy.export",),
     "lutnb.cost": ("lutnb.codesign.cost",),
@@ -93,7 +94,12 @@ class AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module):
         warnings.warn(f"{module.__name__} is deprecated: import from {' / '.join(ALIASES[module.__name__])}",
-                      DeprecationWarning, stacklevel=3)
+                      DeprecationWarning, stacklevel=2)  # warnings skips importlib's frames: the user's import
+
+    def get_code(self, fullname):
+        """``python -m <old path>``: there is no code to run here; say where the module went."""
+        raise ImportError(f"{fullname} moved to {' / '.join(ALIASES[fullname])}: run `python -m "
+                          f"{ALIASES[fullname][0]}` instead")
 
 
 def install() -> None:

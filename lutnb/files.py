@@ -1,6 +1,7 @@
 """Where things live and how they are written: repository paths, atomic writes, checkpoints."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -58,18 +59,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 # ------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save`` atomically: write a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """``torch.save`` atomically: serialize in memory, then `atomic_write_bytes` (temp file, fsync, rename)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

@@ -1,4 +1,5 @@
-"""Process-wide helpers every stage may use: seeding, seeded DataLoaders, a model's device, the progress switch."""
+"""Process-wide helpers every stage may use: seeding, seeded DataLoaders, a model's device, the progress switch,
+calling a model on a batch of any shape and picking the real tokens' rows out of it."""
 from __future__ import annotations
 
 import os
@@ -51,3 +52,28 @@ def loaders(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int =
         base = RandomSampler(dataset, generator=g) if shuffle else SequentialSampler(dataset)
         return DataLoader(dataset, sampler=BatchSampler(base, batch_size, drop_last), batch_size=None, generator=g)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=drop_last)
+
+
+# --------------------------------------------------------------------------------------- model batches
+def run_model(model: nn.Module, batch):
+    """Call a model on a batch that is a dict of kwargs, an (x, y) pair or a tensor."""
+    if isinstance(batch, dict):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(batch[0])
+    return model(batch)
+
+
+def row_mask(batch) -> torch.Tensor | None:
+    """The batch's attention mask as booleans (a dict batch with 'attention_mask'), else None."""
+    if isinstance(batch, dict) and "attention_mask" in batch:
+        return batch["attention_mask"].bool()
+    return None
+
+
+def token_rows(x: torch.Tensor, mask: torch.Tensor | None, detach: bool = True) -> torch.Tensor:
+    """(B, T, K) activations -> (n, K) rows of real tokens (all rows without a mask)."""
+    r = (x.detach() if detach else x).reshape(-1, x.shape[-1])
+    if mask is not None and x.dim() == 3 and mask.numel() == r.shape[0]:
+        r = r[mask.reshape(-1)]
+    return r

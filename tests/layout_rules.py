@@ -4,7 +4,8 @@
 1. no import cycle between modules (a package's __init__ counts as a module; importing `a.b.c` also runs
    the __init__ of `a.b`, so that edge is counted too, except into the importer's own packages);
 2. the stage rules below (which package may import which);
-3. no `from module import _private` across modules.
+3. no `from module import _private` across modules, and no `obj._private` attribute use of a private name
+   that another lutnb module defines (a method, attribute or field with one leading underscore).
 Run `python tests/layout_rules.py` to print the graph's summary and any violations.
 """
 from __future__ import annotations
@@ -23,12 +24,14 @@ FORBIDDEN = {
     "boosting": {"deploy", "hw", "codesign", "zoo", "experiments", "nb"},   # never the experiment world
     "deploy": {"boosting", "hw", "codesign", "zoo", "experiments", "nb"},
     "hw": {"boosting", "codesign", "zoo", "experiments", "nb"},             # workloads and tables, no training
-    "codesign": {"experiments", "nb"},                                      # accuracy through declared records
+    "codesign": {"boosting", "experiments", "nb"},                          # accuracy through declared records
     "zoo": {"kernels", "vq", "boosting", "deploy", "hw", "codesign", "experiments", "nb"},
     "experiments": {"nb"},
     "nb": set(),
 }
 BASE = {"files", "runtime", "compat", ""}
+# kernels know arrays only: not even the base modules that know files and models
+KERNELS_MAY_NOT = {"files", "runtime"}
 
 
 def module_name(root: Path, path: Path) -> str:
@@ -113,6 +116,37 @@ def cycles(g: dict) -> list:
     return found
 
 
+def private_definitions(tree: ast.AST) -> set:
+    """Single-underscore names a module defines: functions, classes, methods, fields, self._x attributes."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            out.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            out |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            out.add(node.attr)
+    return {n for n in out if n.startswith("_") and not n.startswith("__")}
+
+
+def private_attribute_uses(root: Path) -> list:
+    """`obj._name` where `_name` is private to another lutnb module (self and cls excepted)."""
+    trees = {module_name(root, p): ast.parse(p.read_text(), str(p)) for p in root.rglob("*.py")}
+    defined = {m: private_definitions(t) for m, t in trees.items()}
+    problems = []
+    for mod, tree in trees.items():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    and node.attr not in defined[mod]):
+                owners = sorted(m for m, names in defined.items() if node.attr in names and m != mod)
+                if owners:
+                    problems.append(f"{mod}:{node.lineno} uses {node.attr}, private to {', '.join(owners)}")
+    return problems
+
+
 def check(root: Path) -> list:
     root = Path(root)
     problems = [f"import cycle: {' -> '.join(c)}" for c in cycles(graph(root))]
@@ -122,9 +156,11 @@ def check(root: Path) -> list:
             dst = stage_of(target)
             if dst in FORBIDDEN.get(src, set()):
                 problems.append(f"{mod}:{line} imports {target}: `{src}` must not import `{dst}`")
+            elif src == "kernels" and target.split(".")[1:2] and target.split(".")[1] in KERNELS_MAY_NOT:
+                problems.append(f"{mod}:{line} imports {target}: `kernels` must not import files or runtime")
             if name and name.startswith("_") and not name.startswith("__") and target != mod:
                 problems.append(f"{mod}:{line} imports the private name {name} from {target}")
-    return problems
+    return problems + private_attribute_uses(root)
 
 
 def private_uses_in_tests(tests: Path, package: str = "lutnb") -> list:

@@ -1,4 +1,4 @@
-"""lutnb.dse: analytic model vs the simulator, sweeps, pruning, Pareto, cache, Dask == local."""
+"""lutnb.codesign.dse: analytic model vs the simulator, sweeps, pruning, Pareto, cache, Dask == local."""
 import random
 import shutil
 

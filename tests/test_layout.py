@@ -51,6 +51,11 @@ def test_planted_cycle_is_reported(copy_of_lutnb):
     assert cycles(graph(copy_of_lutnb))
 
 
+def test_kernels_may_not_import_files(copy_of_lutnb):
+    _plant(copy_of_lutnb / "kernels" / "compiled.py", "from ..files import repo_root")
+    assert any("`kernels` must not import files or runtime" in p for p in check(copy_of_lutnb))
+
+
 def test_planted_forbidden_import_is_reported(copy_of_lutnb):
     _plant(copy_of_lutnb / "boosting" / "steps.py", "from ..zoo.data import load_digits", inside_function=True)
     _plant(copy_of_lutnb / "hw" / "lut_sim.py", "from ..boosting import lutboost")
@@ -60,8 +65,11 @@ def test_planted_forbidden_import_is_reported(copy_of_lutnb):
 
 
 def test_planted_private_import_is_reported(copy_of_lutnb, tmp_path):
-    _plant(copy_of_lutnb / "deploy" / "engine.py", "from ..kernels.numba_kernels import _encode_kernel")
-    assert any("private name _encode_kernel" in p for p in check(copy_of_lutnb))
+    _plant(copy_of_lutnb / "deploy" / "engine.py", "from ..kernels.numba_jit import _order_sum")
+    assert any("private name _order_sum" in p for p in check(copy_of_lutnb))
+    _plant(copy_of_lutnb / "boosting" / "steps.py", "def _peek(layer):\n    return layer._soft_sub")
+    assert any("lutnb.boosting.steps" in p and "_soft_sub, private to lutnb.vq.layers" in p
+               for p in check(copy_of_lutnb))
     tests = tmp_path / "t"
     tests.mkdir()
     (tests / "test_x.py").write_text("from lutnb.vq import layers\nfrom lutnb.vq.layers import _x\n\nlayers._y\n")

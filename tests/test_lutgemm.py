@@ -39,3 +39,14 @@ def test_reference_is_the_exact_gemm_when_rows_are_centroids():
     x, W, cb, b = _case(seed=2, K=8)
     x = cb[torch.arange(cb.shape[0]) % cb.shape[0], 1].reshape(1, -1).repeat(3, 1)  # every sub-vector a centroid
     torch.testing.assert_close(lutgemm.lut_gemm(x, W, cb, b), x @ W.T + b, rtol=1e-5, atol=1e-5)
+
+
+def test_worked_example_equals_the_reference_loops():
+    from lutnb.vq.error import LayerData
+
+    g = torch.Generator().manual_seed(3)
+    data = LayerData("toy", torch.randn(300, 12, generator=g), torch.randn(7, 12, generator=g), "linear")
+    ex = lutgemm.lut_gemm_example(data, M=5, K=8, N=4, v=2, c=4, metric="l1")
+    torch.testing.assert_close(ex.tables, lutgemm.build_tables(ex.codebooks, ex.weight), rtol=1e-5, atol=1e-6)
+    assert torch.equal(ex.idx, lutgemm.encode_reference(ex.x, ex.codebooks, "l1"))
+    torch.testing.assert_close(ex.y_lut, lutgemm.lookup_add(ex.idx, ex.tables), rtol=1e-5, atol=1e-6)

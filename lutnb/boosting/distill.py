@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import loaders
+from ..runtime import loaders, run_model, token_rows
 from ..vq.layers import codebook_params, lut_layers, reconstruction_loss, set_mode
-from .embeddings import last_hidden, mean_pool, run_model, token_rows
+from .embeddings import last_hidden, mean_pool
 from .steps import accuracy, count_indices, distance_scale, restart_dead_centroids
 
 
@@ -376,7 +376,7 @@ def distill_classifier(student: nn.Module, teacher: nn.Module, train, val=None, 
 
     Loss per batch: ``task_weight`` CE + ``kd_weight`` KL(teacher || student) of the logits at
     ``kd_temperature`` + ``feature_weight`` x the mean over the blocks under ``blocks`` (a ModuleList in both
-    models, e.g. ``"blocks"`` for `lutnb.vit`) of the MSE between student and teacher block outputs
+    models, e.g. ``"blocks"`` for `lutnb.zoo.vit`) of the MSE between student and teacher block outputs
     (relative to the teacher's mean square: per-block feature distillation) + ``recon_weight`` x the
     per-layer reconstruction losses. ``epochs`` with float tables ("lut" mode, straight-through), AdamW
     and a cosine schedule (centroids at ``lr * codebook_lr_scale``), then ``quant_epochs`` with INT8 tables

@@ -8,17 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import row_mask, run_model, token_rows  # noqa: F401  (re-exported: part of this module's API)
 from ..vq.layers import lut_layers, set_mode
-
-
-# ---------------------------------------------------------------------------------------------- embeddings
-def run_model(model: nn.Module, batch):
-    """Call a model on a batch that is a dict of kwargs, an (x, y) pair or a tensor."""
-    if isinstance(batch, dict):
-        return model(**batch)
-    if isinstance(batch, (tuple, list)):
-        return model(batch[0])
-    return model(batch)
 
 
 def last_hidden(out) -> torch.Tensor:
@@ -86,15 +77,4 @@ def fidelity(reference: torch.Tensor, other: torch.Tensor) -> dict:
             "n": int(cos.numel())}
 
 
-def row_mask(batch) -> torch.Tensor | None:
-    if isinstance(batch, dict) and "attention_mask" in batch:
-        return batch["attention_mask"].bool()
-    return None
 
-
-def token_rows(x: torch.Tensor, mask: torch.Tensor | None, detach: bool = True) -> torch.Tensor:
-    """(B, T, K) activations -> (n, K) rows of real tokens (all rows without a mask)."""
-    r = (x.detach() if detach else x).reshape(-1, x.shape[-1])
-    if mask is not None and x.dim() == 3 and mask.numel() == r.shape[0]:
-        r = r[mask.reshape(-1)]
-    return r

@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..runtime import row_mask, run_model, token_rows
 from ..vq.calibration import kmeans
 from ..vq.distances import encode
 from ..vq.layers import LUTLayer, lut_layers, set_mode
-from .embeddings import row_mask, run_model, token_rows
 
 
-# ----------------------------------------------------------------------------------------- block refit
 class _Stop(Exception):
     pass
 
@@ -118,7 +117,7 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
     for i in range(0, rows.shape[0], chunk):
         r = rows[i:i + chunk].float()
         sub = layer.split(r)
-        hard = layer._hard_sub(sub, encode(sub, layer.codebooks.detach(), layer.metric))
+        hard = layer.hard_sub(sub, encode(sub, layer.codebooks.detach(), layer.metric))
         A = torch.cat([hard.reshape(r.shape[0], -1)[:, :K].double(), torch.ones(r.shape[0], 1, dtype=torch.float64)], 1)
         y = target[i:i + chunk].double()
         G += A.T @ A
@@ -240,7 +239,7 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     """Calibrate a converted transformer block by block on the activations it really produces.
 
     ``blocks``: path of the ``nn.ModuleList`` of blocks in both models (``"encoder.layer"`` for BERT,
-    ``"blocks"`` for `lutnb.vit`). Layers outside the blocks must be float (or calibrated already). For
+    ``"blocks"`` for `lutnb.zoo.vit`). Layers outside the blocks must be float (or calibrated already). For
     each block, for each group of LUT layers in call order (q/k/v share one input): k-means on the inputs
     those layers receive when everything before them is already a LUT (sequential calibration), then,
     with ``refit_weights``, a ridge least-squares refit of [W, b] on the *quantized* inputs so that the

@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 
-# ------------------------------------------------------------------------------------------------ report
 @dataclass
 class StageResult:
     """Metrics after one stage."""

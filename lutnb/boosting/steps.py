@@ -82,11 +82,11 @@ def layer_stats(model: nn.Module, dataset, batches: int = 2, batch_size: int = 2
     def hook(name):
         def fn(module, inputs, output):
             rows = module.rows_of(inputs[0])
-            W, b = module.weight_matrix(), module._bias()
+            W, b = module.weight_matrix(), module.bias_or_none()
             y = F.linear(rows, W, b)
             sub = module.split(rows)
             idx = module.encode_rows(rows)
-            hard = module._hard_sub(sub, idx).reshape(rows.shape[0], -1)
+            hard = module.hard_sub(sub, idx).reshape(rows.shape[0], -1)
             y_lut = F.linear(hard, module.padded_weight(), b)
             a = acc[name]
             a["err"] += float((y_lut - y).pow(2).sum())

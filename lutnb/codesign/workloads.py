@@ -1,4 +1,4 @@
-"""Named workloads for cost and design-space exploration: CNN shapes from lutnb.models, encoder shapes.
+"""Named workloads for cost and design-space exploration: CNN shapes from lutnb.zoo.models, encoder shapes.
 
 A `Workload` is a tuple of distinct GEMMs, how often each repeats, and which of them stay on a dense
 unit (attention products QK^T and AV have no fixed weights, so they cannot become tables).
@@ -13,8 +13,8 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ..boosting.embeddings import row_mask, run_model, token_rows
 from ..hw import GemmWorkload, extract_workloads
+from ..runtime import row_mask, run_model, token_rows
 from ..zoo import models
 
 ENCODERS = {   # [published model shapes] layers, hidden, heads, FFN width
@@ -124,7 +124,7 @@ def encoder_workload(name: str = "bert_base", seq_len: int = 128, layers: int | 
 
 @lru_cache(maxsize=16)
 def cnn_workload(name: str, image_size: int | None = None) -> Workload:
-    """A CNN from lutnb.models as GEMMs (every Conv2d and Linear; identical shapes merged)."""
+    """A CNN from lutnb.zoo.models as GEMMs (every Conv2d and Linear; identical shapes merged)."""
     import torch
 
     factory, shape = CNNS[name]
@@ -149,9 +149,9 @@ def get_workload(name: str, smoke: bool = False, **kw) -> Workload:
     raise ValueError(f"workload {name!r}: use one of {WORKLOADS}")
 
 
-# ------------------------------------------------------------------------------------------- workloads
+# ----------------------------------------------------------------------------- traced transformer workloads
 def _attention_geometry(module: nn.Module) -> tuple[int, int] | None:
-    """(heads, head_dim) of an attention module (HF BertSelfAttention-like or lutnb.vit.Attention)."""
+    """(heads, head_dim) of an attention module (HF BertSelfAttention-like or lutnb.zoo.vit.Attention)."""
     for h_attr, d_attr in (("num_attention_heads", "attention_head_size"), ("heads", "head_dim"),
                            ("num_heads", "head_dim")):
         h, d = getattr(module, h_attr, None), getattr(module, d_attr, None)
@@ -213,7 +213,7 @@ def transformer_workloads(model: nn.Module, example) -> list:
 
 
 def as_workload(name: str, works: list):
-    """Fold a `transformer_workloads` list into a `lutnb.workloads_zoo.Workload` (repeats, dense flags)."""
+    """Fold a `transformer_workloads` list into a `Workload` (repeats, dense flags)."""
 
     return merge_repeats(name, works, [w.kind == "attention_dense" for w in works])
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..kernels import compiled, dispatch, numba_kernels
+from ..kernels import dispatch, numba_kernels
 from ..kernels.numba_kernels import native_lookup_accumulate
 from ..vq import quant
 from ..vq.distances import encode
@@ -170,11 +170,11 @@ class IntegerEngine(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------------
-# engine integration
+# the fused native path (impl="native"): arrays cached on the layer, kernels chosen by lutnb.kernels.dispatch
 # ------------------------------------------------------------------------------------------------
 def _layer_arrays(layer) -> dict:
-    """Per-layer native arrays, cached on the layer (in its torch-tensor cache, key 'native')."""
-    cache = layer._torch_cache
+    """Per-layer native arrays, cached on the layer (in its runtime cache, key 'native')."""
+    cache = layer.runtime_cache
     if "native" not in cache:
         tq = numba_kernels.table_array(layer.table_q)
         cache["native"] = {"cb": np.ascontiguousarray(layer.codebooks, dtype=np.float32), "tq": tq,
@@ -198,27 +198,17 @@ def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32, need_idx: b
 
     need_idx=False lets the compiled kernel skip writing the indices (idx is then None)."""
     a, plan = _layer_plan(layer, acc_bits)
-    return dispatch.fused(numba_kernels.as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plan, need_idx=need_idx,
-                  packed=a.setdefault("packed", {}))
+    return dispatch.fused(numba_kernels.as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plan,
+                          need_idx=need_idx, packed=a.setdefault("packed", {}))
 
 
 def layer_output(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> torch.Tensor | None:
     """Dequantized output (M, N) float32 of an ExportedLayer for rows (M, K), straight from the compiled kernel
     (encode, look-up, wrap and dequantize in one pass; bit-identical to `layer_rows` + `quant.dequantize`).
     None where the compiled kernel does not apply (the caller then uses `layer_rows`)."""
-    a, (proto, wrap_bits, post_wrap) = _layer_plan(layer, acc_bits)
-    lib = dispatch.compiled_for(layer.metric, layer.v) if proto.dtype == np.int32 and not post_wrap else None
-    if lib is None:
-        return None
-    packed = compiled.pack_int8(a["tq"], lib, a.setdefault("packed", {}))
-    if packed["tq8"] is None:
-        return None
-    r = numba_kernels.as_f32(rows)
-    if r.ndim != 2 or r.shape[1] > a["cb"].shape[0] * a["cb"].shape[2]:
-        raise ValueError(f"rows must be (M, K<=S*v); got {r.shape}")
-    _, y = compiled.fused(r, a["cb"], packed["tq8"], layer.metric, wrap_bits, t4=packed["t4"], need_idx=False,
-                         lib=lib, scale=layer.scale, bias=layer.bias)
-    return torch.from_numpy(y)
+    a, plan = _layer_plan(layer, acc_bits)
+    return dispatch.fused_output(numba_kernels.as_f32(rows), a["cb"], a["tq"], layer.metric, plan, layer.scale,
+                                 layer.bias, a.setdefault("packed", {}))
 
 
 @torch.no_grad()

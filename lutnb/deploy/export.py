@@ -54,7 +54,8 @@ class ExportedLayer:
     bias: np.ndarray | None = None  # float32 (N,)
     conv: dict | None = None  # in_channels, kernel_size, stride, padding, dilation
     layout: str = "channel"
-    _torch_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # derived arrays the engine and kernels build once per layer (torch tensors, packed tables); never saved
+    runtime_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         check_metric(self.metric)
@@ -87,20 +88,20 @@ class ExportedLayer:
     def torch_tensors(self, device="cpu") -> dict:
         """Cached torch views used by the engine: codebooks, tq (int64), scale, bias, flat tables."""
         key = str(device)
-        if key not in self._torch_cache:
+        if key not in self.runtime_cache:
 
             tq = torch.as_tensor(self.table_q.astype(np.int64), device=device)
-            self._torch_cache[key] = {
+            self.runtime_cache[key] = {
                 "codebooks": torch.as_tensor(self.codebooks, device=device),
                 "tq": tq, "flat": flat_tables(tq),
                 "scale": torch.as_tensor(self.scale, device=device),
                 "bias": None if self.bias is None else torch.as_tensor(self.bias, device=device),
             }
-        return self._torch_cache[key]
+        return self.runtime_cache[key]
 
     def meta(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k not in ("codebooks", "table_q", "scale", "bias",
-                                                               "_torch_cache")}
+                                                               "runtime_cache")}
         d.update(S=self.S, K_padded=self.K_padded, has_bias=self.bias is not None)
         return d
 

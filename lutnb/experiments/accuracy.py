@@ -29,7 +29,7 @@ def write_accuracy_records(name: str, records, directory=None) -> Path:
     return atomic_write_bytes(base / f"{name}.json", (json.dumps(doc, indent=1) + "\n").encode())
 
 
-def _fraction(percent):
+def _percent_to_fraction(percent):
     return None if percent is None else float(percent) / 100.0
 
 
@@ -40,19 +40,19 @@ def records_from_compare(records: list[dict], table_bits: int = 8) -> list[Accur
     epoch (calibration only). `table_bits`: the table bits of the runs' last stage (LUTBoostConfig's lut_qat).
     """
     return [AccuracyRecord(model=r["model"], metric=r["metric"], v=int(r["v"]), c=int(r["c"]),
-                           accuracy=_fraction(r["lut_acc"]),
+                           accuracy=_percent_to_fraction(r["lut_acc"]),
                            source=r["method"] if r.get("epochs", 1) > 0 else "kmeans",
                            table_bits=table_bits, seed=r.get("seed"), n_test=r.get("n_test"),
-                           fp32_accuracy=_fraction(r.get("fp32_acc")))
+                           fp32_accuracy=_percent_to_fraction(r.get("fp32_acc")))
             for r in records]
 
 
 def record_from_report(report, model: str, table_bits: int = 8, n_test: int | None = None) -> AccuracyRecord:
     """The record of one `lutnb.boosting` run from its LUTBoostReport (final INT-`table_bits` accuracy)."""
     return AccuracyRecord(model=model, metric=report.metric, v=int(report.v), c=int(report.c),
-                          accuracy=_fraction(report.final_acc),
+                          accuracy=_percent_to_fraction(report.final_acc),
                           source=report.method if report.total_epochs > 0 else "kmeans", table_bits=table_bits,
-                          seed=report.seed, n_test=n_test, fp32_accuracy=_fraction(report.fp32_test_acc))
+                          seed=report.seed, n_test=n_test, fp32_accuracy=_percent_to_fraction(report.fp32_test_acc))
 
 
 def unique_records(records) -> list[AccuracyRecord]:

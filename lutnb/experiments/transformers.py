@@ -5,12 +5,11 @@ float: embeddings, LayerNorm, softmax, GELU, and the two activation-by-activatio
 ``Q K^T`` and ``softmax(.) V``: they have no fixed weight, so no table can be precomputed; on the accelerator
 they run on a dense unit (`transformer_workloads` lists them with ``kind="attention_dense"``).
 
-Helpers here: offline loading of MiniLM, the project's sentence corpus (data/sentences), tokenized
-calibration batches (dicts of model kwargs), sentence embeddings (mean pooling + L2 normalisation),
-fidelity metrics (mean / min cosine, Spearman of pairwise similarities), `block_refit` (block-by-block
-k-means on the inputs the quantized model really produces, then a ridge least-squares refit of each
-layer's weights against the fp32 teacher's outputs), `distill_embeddings` (end-to-end fine-tuning of
-weights and centroids against the fp32 token states and embeddings), and workloads for the cost model.
+Here: `minilm_experiment` and `vit_experiment` (one configuration end to end, returning a row of numbers)
+and the tables notebook 06 shows. What they are built from lives below: MiniLM loading and the sentence
+corpus in `lutnb.zoo.minilm`, sentence embeddings and fidelity metrics in `lutnb.boosting.embeddings`,
+`block_refit` in `lutnb.boosting.refit`, distillation in `lutnb.boosting.distill`, workloads for the cost
+model in `lutnb.codesign.workloads`.
 """
 from __future__ import annotations
 
@@ -31,7 +30,6 @@ from ..zoo.train import VIT_RECIPE, evaluate, pretrained_vit
 from ..zoo.vit import random_shift, regroup_channels
 
 
-# ------------------------------------------------------------------------------------------ experiments
 def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None = None,
                       n_heldout: int | None = None, batch_size: int = 64, max_length: int = 64,
                       ridge: float = 1e-3, max_rows: int = 4096, iters: int = 8,

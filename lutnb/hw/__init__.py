@@ -10,6 +10,7 @@ simulate_network(workloads, cfg) -> (DataFrame one row per layer, totals dict)
 simulate_dense_layer / simulate_dense_network / systolic_cycles   WS/OS/IS arrays, SCALE-Sim 3.0.0 cycles
 simulate_layer_functional(exported_layer, x, cfg)   bit-exact CCM -> FIFO -> IMM output
 loop_order_traffic, table_swap_timeline   dataflow analyses for notebook 04 (their plots: lutnb.nb.plots)
+scalesim_compat.run_scalesim               the cross-check against a real SCALE-Sim 3.0.0 install (optional)
 
 LUT-DLA record fields (one per layer)
 -------------------------------------

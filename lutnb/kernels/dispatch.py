@@ -7,7 +7,10 @@ Every fast path in lutnb asks here; nothing else chooses a back end.
   ``LUTNB_NATIVE=0``) returns None and the caller runs its PyTorch path (`lutnb.vq.distances.encode`).
 * Fused encode + integer look-up (the integer engine): the compiled kernel for INT8 tables with int32
   accumulators, else numba.
-* Float table sums in training (`lutnb.vq.functional.TableSum`): the compiled kernel for CPU float32.
+* Quantized-table output of a LUT layer (``mode="quant"``): the compiled INT8 look-up with the dequantize
+  fused, for tables of at most 8 bits (`quant_lookup`); else the caller's PyTorch path.
+* Float table sums in training (`lutnb.vq.functional.TableSum`): the compiled kernel for CPU float32
+  (`compiled_for_tensor` says whether it applies; the layer then calls it).
 
 Switches: ``LUTNB_NATIVE=0`` turns numba and the compiled kernel off (pure PyTorch everywhere);
 ``LUTNB_CKERNEL=0`` turns only the compiled kernel off. Every back end meets the exactness contract of
@@ -91,6 +94,38 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, acc_bit
                 acc = wrap(acc, acc_bits)
             return (torch.from_numpy(idx_np) if idx_np is not None else None), acc
     return numba_kernels.fused_numba(rows, cb, tq, metric, acc_bits, (proto, wrap_bits, post_wrap))
+
+
+def quant_lookup(idx: torch.Tensor, tq: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor | None,
+                 acc_bits: int | None, table_bits: int, packed: dict) -> torch.Tensor | None:
+    """float32(wrap(sum_s tq[s, idx[:, s]])) * scale + bias from the compiled INT8 look-up, or None where it does
+    not apply (not CPU float32, native off, or tables wider than 8 bits). packed: the caller's cache."""
+    lib = compiled_for_tensor(scale)
+    if lib is None or table_bits > 8:
+        return None
+    compiled.pack_int8(tq.numpy(), lib, packed)
+    wrap_bits = acc_bits if acc_bits is not None and acc_bits < 32 else 0
+    y = compiled.lookup(idx.numpy(), packed["tq8"], wrap_bits, t4=packed["t4"], scale=scale.numpy(),
+                        bias=None if bias is None else bias.detach().numpy(), lib=lib)
+    return torch.from_numpy(y)
+
+
+def fused_output(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, plan: tuple, scale, bias,
+                 packed: dict) -> torch.Tensor | None:
+    """Dequantized output (M, N) float32 in one pass of the compiled kernel (encode, look-up, wrap, dequantize),
+    or None where it does not apply (then `fused` + dequantize). plan: `numba_kernels.acc_plan(tq, acc_bits)`."""
+    proto, wrap_bits, post_wrap = plan
+    lib = compiled_for(metric, cb.shape[2]) if proto.dtype == np.int32 and not post_wrap else None
+    if lib is None:
+        return None
+    packed = compiled.pack_int8(tq, lib, packed)
+    if packed["tq8"] is None:
+        return None
+    if rows.ndim != 2 or rows.shape[1] > cb.shape[0] * cb.shape[2]:
+        raise ValueError(f"rows must be (M, K<=S*v); got {rows.shape}")
+    _, y = compiled.fused(rows, cb, packed["tq8"], metric, wrap_bits, t4=packed["t4"], need_idx=False, lib=lib,
+                          scale=scale, bias=bias)
+    return torch.from_numpy(y)
 
 
 def fused_lut_gemm(rows, codebooks, tq, metric: str = "l2", acc_bits: int | None = 32,

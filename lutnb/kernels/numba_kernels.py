@@ -1,14 +1,15 @@
-"""Native CPU kernels: fused nearest-centroid encode + integer look-up-accumulate.
+"""The numba kernels' Python entry points: shapes, threads, accumulator plans, and their exactness contract.
 
-Two back ends behind one API: the compiled C kernel `lutnb.kernels.compiled` (INT8 tables, L1/L2 with v <= 4 and
-Chebyshev with any v: the common case, and the fastest; ``LUTNB_CKERNEL=0`` switches it off) and the numba
-kernels below (every other case). Both meet the same exactness contract.
+The jitted bodies live in `lutnb.kernels.numba_jit`, imported on first use (numba takes about a second to
+import); `lutnb.kernels.dispatch` decides when these run and when the compiled C kernel
+(`lutnb.kernels.compiled`: INT8 tables, L1/L2 with v <= 4 and Chebyshev with any v) runs instead. Both meet
+the same exactness contract.
 
 One pass over the rows does what the accelerator does: for every block of rows and every sub-space,
 find the nearest centroid (the CCM) and add that centroid's table row into integer accumulators (the
 IMM). Nothing of size (M, S, c) or (M, S, c, v) is ever materialised.
 
-Exactness contract (tested in tests/test_native.py):
+Exactness contract (tested in tests/test_kernels_numba.py):
 
 * **L1 and Chebyshev**: the distances are computed with the same float32 operations, in the same order,
   as the torch path (`x - c`, `abs`, then `sum`/`amax` over v in the order of PyTorch's CPU
@@ -39,28 +40,40 @@ import os
 import numpy as np
 import torch
 
-from . import numba_jit as jit
 from .common import METRIC_CODES, check_acc_bits, check_metric, wrap
 
 NATIVE_COMPILE_NOTE = "first call compiles ~10-30 s per kernel variant; cached on disk afterwards"
 
 
-numba = jit.numba
-NUMBA_ERROR = jit.NUMBA_ERROR
-ROW_BLOCK = jit.ROW_BLOCK
+_JIT = None
+
+
+def jit():
+    """The module of jitted kernels (`lutnb.kernels.numba_jit`), imported on first use."""
+    global _JIT
+    if _JIT is None:
+        from . import numba_jit  # here, not at the top: importing numba costs about a second
+
+        _JIT = numba_jit
+    return _JIT
+
+
+def numba_module():
+    """numba itself, or None where it does not import."""
+    return jit().numba
 
 
 def enabled() -> bool:
-    """True when numba imports and LUTNB_NATIVE is not set to 0/false/off."""
-    if numba is None:
+    """True when LUTNB_NATIVE is not set to 0/false/off and numba imports."""
+    if os.environ.get("LUTNB_NATIVE", "1").strip().lower() in ("0", "false", "off", "no"):
         return False
-    return os.environ.get("LUTNB_NATIVE", "1").strip().lower() not in ("0", "false", "off", "no")
+    return numba_module() is not None
 
 
 def unavailable_reason() -> str | None:
     """Why the native path is off (None when it is on)."""
-    if numba is None:
-        return f"numba does not import ({NUMBA_ERROR}); pip install 'lutnb[native]'"
+    if numba_module() is None:
+        return f"numba does not import ({jit().NUMBA_ERROR}); pip install 'lutnb[native]'"
     if not enabled():
         return "disabled by LUTNB_NATIVE=0"
     return None
@@ -86,7 +99,7 @@ def torch_sum_width() -> int:
             e = torch.rand(256, v, generator=g) * torch.exp(torch.randn(256, v, generator=g) * 6)
             tests.append((e.float(), e.float().sum(-1).numpy()))
         for W in (8, 16, 4, 32, 2):
-            if all(np.array_equal(jit.probe_sums(np.ascontiguousarray(e.numpy().T), W), want)
+            if all(np.array_equal(jit().probe_sums(np.ascontiguousarray(e.numpy().T), W), want)
                    for e, want in tests):
                 _SUM_WIDTH = W
                 break
@@ -100,13 +113,15 @@ def torch_sum_width() -> int:
 # Python entry points
 # ------------------------------------------------------------------------------------------------
 def match_threads() -> None:
+    numba = numba_module()
     n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
 
 
 def require() -> None:
-    if numba is None:
+    """Raise a RuntimeError saying why when numba is not there."""
+    if numba_module() is None:
         raise RuntimeError(unavailable_reason())
 
 
@@ -174,7 +189,7 @@ def native_encode(x_sub, codebooks, metric: str = "l2") -> torch.Tensor:
     idx = np.empty((M, S), np.int64)
     if M and S:
         match_threads()
-        jit.encode_kernel(rows, as_f32(codebooks), METRIC_CODES[metric], width_for(metric, v), idx)
+        jit().encode_kernel(rows, as_f32(codebooks), METRIC_CODES[metric], width_for(metric, v), idx)
     return torch.from_numpy(idx)
 
 
@@ -201,9 +216,9 @@ def fused_numba(rows: np.ndarray, cb: np.ndarray, tq: np.ndarray, metric: str, a
     out = np.empty((M, N), np.int64)
     if M and N and S:
         match_threads()
-        jit.fused_kernel(rows, cb, tq, METRIC_CODES[metric], width_for(metric, v), wrap_bits, idx, proto, out)
+        jit().fused_kernel(rows, cb, tq, METRIC_CODES[metric], width_for(metric, v), wrap_bits, idx, proto, out)
     elif M and S:
-        jit.encode_kernel(rows, cb, METRIC_CODES[metric], width_for(metric, v), idx)
+        jit().encode_kernel(rows, cb, METRIC_CODES[metric], width_for(metric, v), idx)
         out[:] = 0
     else:
         out[:] = 0
@@ -229,7 +244,7 @@ def native_lookup_accumulate(idx, tq, acc_bits: int | None = None) -> torch.Tens
     out = np.zeros((idx_np.shape[0], N), np.int64)
     if idx_np.shape[0] and N:
         match_threads()
-        jit.lookup_kernel(idx_np, t, wrap_bits, proto, out)
+        jit().lookup_kernel(idx_np, t, wrap_bits, proto, out)
     acc = torch.from_numpy(out)
     return wrap(acc, acc_bits) if post_wrap else acc
 

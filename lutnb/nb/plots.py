@@ -123,7 +123,7 @@ def plot_error_heatmaps(df):
     return fig
 
 
-STAGES = (
+FRAMEWORK_STAGES = (
     ("model", "trained fp32 model", "#dfe9f5"),
     ("lutboost", "LUTBoost\n(convert, calibrate,\ncentroids, joint, LUT-QAT)", "#fde8d0"),
     ("tables", "tables + integer engine\n(INT-b T_s = C_s W_s^T)", "#e2f0d9"),
@@ -146,7 +146,7 @@ def draw_framework(annotations: dict[str, list[str]] | None = None, title: str =
     w, h, gap, y = 16.6, 13.0, 3.5, 24.0
     x = 1.0
     centers = []
-    for key, label, color in STAGES:
+    for key, label, color in FRAMEWORK_STAGES:
         ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.4,rounding_size=1.5", fc=color,
                                     ec="#333333", lw=1.2))
         ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=8.4, weight="bold")

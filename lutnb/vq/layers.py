@@ -159,7 +159,8 @@ class LUTLayer:
     def encode_rows(self, rows: torch.Tensor) -> torch.Tensor:
         return encode(self.split(rows.detach()), self.codebooks.detach(), self.metric)
 
-    def _bias(self):
+    def bias_or_none(self):
+        """The bias Parameter, or None for a layer without one."""
         return self.bias
 
     def _soft_sub(self, sub: torch.Tensor) -> torch.Tensor:
@@ -167,8 +168,8 @@ class LUTLayer:
         p = torch.softmax(-d / self.temperature, dim=-1)
         return torch.einsum("msc,scv->msv", p, self.codebooks)
 
-    def _hard_sub(self, sub: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        # C_s[idx[m, s]] for every (m, s): (M, S, v), differentiable w.r.t. the codebooks
+    def hard_sub(self, sub: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """The looked-up centroids C_s[idx[m, s]] (M, S, v), differentiable w.r.t. the codebooks."""
         S = self.S
         flat = self.codebooks.reshape(S * self.c, self.v)
         return GatherRows.apply(flat, idx + torch.arange(S, device=idx.device) * self.c)
@@ -182,21 +183,16 @@ class LUTLayer:
                 tq, scale = self.quantized_tables()
                 self._qcache = (key, tq, scale, quant.flat_tables(tq), {})
         _, tq, scale, flat, packed = self._qcache
-        b = self._bias()
-        lib = dispatch.compiled_for_tensor(scale)
-        if lib is not None and self.table_bits <= 8:
-            # INT8 tables: the compiled look-up with the dequantize fused (bit-identical to the lines below)
-            compiled.pack_int8(tq.numpy(), lib, packed)
-            wrap_bits = self.acc_bits if self.acc_bits is not None and self.acc_bits < 32 else 0
-            y = compiled.lookup(idx.numpy(), packed["tq8"], wrap_bits, t4=packed["t4"], scale=scale.numpy(),
-                               bias=None if b is None else b.detach().numpy(), lib=lib)
-            return torch.from_numpy(y)
+        b = self.bias_or_none()
+        y = dispatch.quant_lookup(idx, tq, scale, b, self.acc_bits, self.table_bits, packed)
+        if y is not None:  # the compiled INT8 look-up with the dequantize fused (bit-identical to the lines below)
+            return y
         acc = quant.lookup_accumulate(idx, tq, self.acc_bits, flat=flat)
         return quant.dequantize(acc, scale, None if b is None else b.detach())
 
     def lut_rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Output rows (M, N) for input rows (M, K) in the current mode."""
-        W, b = self.weight_matrix(), self._bias()
+        W, b = self.weight_matrix(), self.bias_or_none()
         mode = self.mode
         if mode == "exact":
             self.recon_loss = None
@@ -219,8 +215,8 @@ class LUTLayer:
             lib = dispatch.compiled_for_tensor(rows)
             if lib is not None:  # sum_s T_s[idx_s]: M*S*N adds instead of a gather and an M*K*N GEMM
                 return compiled.table_sum(idx, self.tables(), b, lib=lib)
-            return F.linear(self._hard_sub(sub, idx).reshape(rows.shape[0], -1), Wp, b)
-        hard = self._hard_sub(sub, idx)
+            return F.linear(self.hard_sub(sub, idx).reshape(rows.shape[0], -1), Wp, b)
+        hard = self.hard_sub(sub, idx)
         y_exact = None
         if self.backward == "hard":
             y = F.linear((hard + sub - sub.detach()).reshape(rows.shape[0], -1), Wp, b)
@@ -266,7 +262,7 @@ class LUTLayer:
         if self.keep_indices:
             self.last_indices = idx
         y_exact = exact_fn(x)
-        b = self._bias()
+        b = self.bias_or_none()
         b = None if b is None else b.detach()
         M = rows.shape[0]
         lib = dispatch.compiled_for_tensor(rows)
@@ -276,14 +272,14 @@ class LUTLayer:
                 y_rows = TableSum.apply(torch.bmm(self.codebooks, Wp), idx)
                 y_lut = rows_to_out(y_rows if b is None else y_rows + b, x)
             else:
-                hard = self._hard_sub(None, idx).reshape(M, -1)
+                hard = self.hard_sub(None, idx).reshape(M, -1)
                 y_lut = rows_to_out(F.linear(hard, self.padded_weight().detach(), b), x)
         else:
             with torch.no_grad():
                 if lib is not None:
                     y_rows = compiled.table_sum(idx, self.tables(), b, lib=lib)
                 else:
-                    y_rows = F.linear(self._hard_sub(None, idx).reshape(M, -1), self.padded_weight(), b)
+                    y_rows = F.linear(self.hard_sub(None, idx).reshape(M, -1), self.padded_weight(), b)
                 y_lut = rows_to_out(y_rows, x)
         if self.track_recon:
             self.recon_loss = two_sided_mse(y_lut, y_exact)

@@ -103,7 +103,9 @@ class LUTGemmExample:
 
 def lut_gemm_example(data: LayerData, M: int = 6, K: int = 8, N: int = 5, v: int = 2, c: int = 4,
                      metric: str = "l2", seed: int = 0) -> LUTGemmExample:
-    """Cut a real small GEMM out of a layer (first K inputs, first N outputs), fit codebooks, build the tables."""
+    """Cut a real small GEMM out of a layer (first K inputs, first N outputs), fit codebooks, build the tables.
+
+    Vectorized (einsum, batched encode) for the notebook; tests/test_lutgemm.py holds it equal to the loops above."""
     g = torch.Generator().manual_seed(seed)
     K = min(K, data.K)
     rows_all = data.rows[:, :K]

@@ -5,7 +5,8 @@ Every projection is a plain ``nn.Linear`` (patch embedding, attention ``q``/``k`
 of attention, ``Q K^T`` and ``softmax(.) V``, have no fixed weight to precompute a table from: they stay dense
 (float here; a dense MAC unit in hardware), as in the paper's transformer setting.
 
-Register it in `lutnb.zoo.models` with ``"vit_digits": vit_digits`` (``from .vit import vit_digits``).
+`lutnb.zoo.models.get_model("vit_digits")` builds it. `regroup_channels` permutes a trained ViT's channels
+(function-preserving) so that correlated channels share a sub-vector before LUT conversion.
 """
 from __future__ import annotations
 

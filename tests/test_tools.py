@@ -43,3 +43,19 @@ def test_parallel_saves_keep_every_row(tmp_path):
     got = sorted((r["model"], r["seed"]) for r in d["rows"])
     assert got == sorted((m, i) for m in ("minilm", "vit_digits") for i in range(N))
     assert sorted(r["started"] for r in d["runs"]) == ["minilm", "vit_digits"]
+
+
+def test_compare_results_separates_timing_from_real_differences(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("compare_results", ROOT / "tools" / "compare_results.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    (old / "a.json").write_text(json.dumps({"seconds": 1.0, "acc": [0.9, 0.8], "cfg": {"v": 4}}))
+    (new / "a.json").write_text(json.dumps({"seconds": 2.5, "acc": [0.9, 0.8], "cfg": {"v": 4}}))
+    assert mod.compare(old, new) == 0
+    (new / "a.json").write_text(json.dumps({"seconds": 2.5, "acc": [0.9, 0.7], "cfg": {"v": 4, "c": 16}}))
+    assert mod.compare(old, new) == 1
+    out = capsys.readouterr().out
+    assert "acc.1: 0.8 -> 0.7" in out and "cfg.c: <absent> -> 16" in out and "1 timing values differ" in out

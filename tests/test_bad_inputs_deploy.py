@@ -678,3 +678,22 @@ def test_case_counts():
     n = (len(TABLE_CASES) + len(HEX_CASES) + len(ENGINE_CASES) + len(ENGINE_ARG_CASES) + len(CKPT_CASES)
          + len(RESUME_CASES) + len(RESUME_FILE_CASES) + len(EMPTY_CASES))
     assert n >= 25
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference", "native"])
+def test_engine_propagates_nan_rows_like_quant_mode(impl):
+    import lutnb
+
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(8, 5))
+    lm = lutnb.convert(m, 4, 8, "l2")
+    lutnb.calibrate(lm, [torch.randn(64, 8)])
+    lutnb.set_mode(lm, "quant")
+    x = torch.randn(6, 8)
+    x[2, 3] = float("nan")
+    x[4, 0] = float("inf")
+    with torch.no_grad():
+        want = lm(x)
+    got = lutnb.IntegerEngine(lm, impl=impl)(x)
+    assert torch.isnan(got[2]).all() and torch.isnan(got[4]).all()
+    torch.testing.assert_close(got, want, equal_nan=True, rtol=0, atol=0)

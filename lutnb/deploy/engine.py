@@ -24,7 +24,7 @@ from ..vq import quant
 from ..vq.distances import encode
 from ..vq.functional import conv_output_size
 from ..vq.functional import im2col as _im2col
-from ..vq.layers import lut_layers
+from ..vq.layers import lut_layers, nan_rows
 from .export import ExportedLayer, ExportedModel, export_tables
 
 IMPLS = ("fast", "reference", "native")
@@ -103,7 +103,6 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
     rows = im2col(x, layer).float()
     y = None
     if impl == "native":  # fused encode + look-up kernel
-
         if stats is None:  # compiled kernel: dequantized output in the same pass (None where it does not apply)
             y = layer_output(layer, rows, acc_bits)
         if y is None:
@@ -119,6 +118,7 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
                 overflow = int((unbounded != acc).sum())
             stats.add(layer.name, rows.shape[0], idx.numel() * layer.out_features, overflow)
         y = dequantize(acc, layer)
+    y = nan_rows(y, rows)  # the LUT layers' policy: a row with a NaN or inf input gives NaN, not a valid code
     if y.dtype != x.dtype:
         y = y.to(x.dtype)
     if layer.kind == "linear":

@@ -130,6 +130,24 @@ def test_zoo_model_lut_layers_equal_the_float64_hand_reference(arch):
     torch.testing.assert_close(b[key], a[key], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("arch", list(ZOO))
+@pytest.mark.parametrize("impl", ["fast", "native"])
+def test_zoo_model_integer_engine_equals_quant_mode(arch, impl):
+    torch.manual_seed(1)
+    model, batch = ZOO[arch]()
+    model.eval()
+    lm = lutnb.convert(model, 4, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lutnb.calibrate(lm, [batch(s) for s in range(3)], iters=3)
+    set_mode(lm, "quant")
+    with torch.no_grad():
+        want = lm(**batch(11))
+    got = lutnb.IntegerEngine(lm, impl=impl)(**batch(11))
+    key = "logits" if "logits" in want else "last_hidden_state"
+    assert torch.equal(got[key], want[key])
+
+
 def test_gpt2_conv1d_becomes_a_transposed_lut_linear_and_lm_head_stays_tied():
     torch.manual_seed(0)
     model, _ = _gpt2()

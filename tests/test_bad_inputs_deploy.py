@@ -565,6 +565,7 @@ def _quick_cfg():
 
 
 KW = dict(v=2, c=4, metric="l2", skip=(), stages=None, seed=0, progress=False)
+OTHER_DATA = TensorDataset(DATA.tensors[0] + 0.5, DATA.tensors[1])
 
 
 @pytest.fixture(scope="module")
@@ -580,6 +581,8 @@ RESUME_CASES = {
     "other layout": (dict(layout="patch"), r"layout \(checkpoint channel, now patch\)"),
     "a teacher": (dict(teacher=_small(2)), r"the teacher's weights \(checkpoint None, now [0-9a-f]+"),
     "other seed": (dict(seed=5), r"seed \(checkpoint 0, now 5\)"),
+    "other training data": (dict(train=OTHER_DATA), r"the training data \(hash\)"),
+    "other validation data": (dict(val=OTHER_DATA), r"the validation data \(hash\)"),
 }
 
 
@@ -588,8 +591,9 @@ def test_resume_refuses_another_run(case, run_dir):
     change, words = RESUME_CASES[case]
     kw = {**KW, "stages": _quick_cfg(), **change}
     model = kw.pop("model", _small(0))
+    train, val = kw.pop("train", DATA), kw.pop("val", DATA)
     with pytest.raises(B.ResumeMismatchError, match=words) as info:
-        lutnb.lutboost(model, DATA, DATA, checkpoint_dir=run_dir, resume=True, **kw)
+        lutnb.lutboost(model, train, val, checkpoint_dir=run_dir, resume=True, **kw)
     assert "use another checkpoint_dir or resume=False" in str(info.value)
 
 

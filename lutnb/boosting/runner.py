@@ -85,6 +85,31 @@ def weights_hash(model: nn.Module | None) -> str | None:
     return h.hexdigest()
 
 
+def data_hash(dataset) -> str | None:
+    """SHA-256 of a data set's contents: every tensor of a TensorDataset; for other data sets, their length and
+    the first and last samples (hashing every sample of a lazily loaded set would cost a pass over it)."""
+    if dataset is None:
+        return None
+    h = hashlib.sha256()
+
+    def add(t):
+        t = torch.as_tensor(t).detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None:
+        for t in tensors:
+            add(t)
+    else:
+        n = len(dataset)
+        h.update(str(n).encode())
+        for i in {0, n - 1} if n else ():
+            for t in dataset[i]:
+                add(t)
+    return h.hexdigest()
+
+
 def _fingerprint_diff(saved: str, now: str) -> list[str]:
     """What differs between two fingerprints, as 'key (checkpoint X, now Y)' phrases."""
     try:
@@ -95,11 +120,13 @@ def _fingerprint_diff(saved: str, now: str) -> list[str]:
     if not isinstance(a, dict):
         return ["the whole fingerprint"]
     names = {"weights": "the fp32 model's weights (state_dict hash)", "teacher": "the teacher's weights",
+             "train_data": "the training data (hash)", "val_data": "the validation data (hash)",
              "cfg": "the stage configuration (stages=)"}
     out = []
     for k in sorted(set(a) | set(b)):
         if a.get(k, "<absent>") != b.get(k, "<absent>"):
-            width = 12 if k in ("weights", "teacher") else 40  # hashes: a prefix is enough to tell them apart
+            hashes = ("weights", "teacher", "train_data", "val_data")
+            width = 12 if k in hashes else 40  # hashes: a prefix is enough to tell them apart
             va, vb = (str(x)[:width] for x in (a.get(k, "<absent>"), b.get(k, "<absent>")))
             out.append(f"{names.get(k, k)} (checkpoint {va}, now {vb})")
     return out
@@ -269,7 +296,8 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
     set_mode(lut, "lut")
     fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method,
-                      weights=model_hash, overrides=overrides, layout=layout, teacher=teacher_hash)
+                      weights=model_hash, overrides=overrides, layout=layout, teacher=teacher_hash,
+                      train_data=data_hash(train), val_data=data_hash(val))
     report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
                             else metric, seed, fp32_acc, [], cfg.to_dict())
     start = 0

@@ -39,16 +39,41 @@ def data_dir() -> Path:
     return _sub("data", "LUTNB_DATA")
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc on Linux; elsewhere set and restored at once)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file in the same folder, fsync, then rename over `path`."""
+    """Write to a temp file in the same folder, fsync, then rename over `path`.
+
+    The file ends with the mode a normal ``open()`` gives a new file, 0o666 & ~umask (`tempfile.mkstemp`
+    alone would leave 0o600, unreadable to the user's group on a shared machine); this also applies when
+    the file replaces an older one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; pass a file path")
+    mode = 0o666 & ~current_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        if not hasattr(os, "fchmod"):
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -65,9 +90,27 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupt, or not written by `save_checkpoint`."""
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``: tensors, dicts, lists, numbers and strings only."""
+    """``torch.load(path, weights_only=True)``: tensors, dicts, lists, numbers and strings only.
+
+    A file that cannot be read (truncated, corrupt, junk, or holding arbitrary pickled objects) raises
+    `CheckpointError` naming the path; lutnb never loads such a file with ``weights_only=False``."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a file; pass the path of a .pt file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch reports damage as RuntimeError, UnpicklingError, EOFError, ...
+        reason = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else ""
+        if "weights_only" in str(e) or "WeightsUnpickler" in str(e):
+            reason = "it holds objects other than tensors, dicts, lists, numbers and strings"
+        detail = f" ({type(e).__name__}: {reason[:200]})" if reason else f" ({type(e).__name__})"
+        raise CheckpointError(
+            f"checkpoint {path} is damaged or not a lutnb checkpoint (truncated, corrupt, or written by "
+            f"something else){detail}; delete it and write it again (e.g. re-run without resume)") from None

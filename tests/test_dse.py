@@ -119,13 +119,13 @@ def test_pareto_matches_brute_force():
 def test_sweep_cache_and_local_parallel(tmp_path):
     pts = dse.grid_points(SMALL)
     a = dse.run_sweep(pts, "digits_cnn", n_jobs=1, cache_dir=tmp_path, chunk_size=64)
-    assert len(list(tmp_path.glob("*.pkl"))) == 1
+    assert len(list(tmp_path.glob("*.npz"))) == 1
     b = dse.run_sweep(pts, "digits_cnn", n_jobs=2, cache_dir=False, chunk_size=64)
     pd.testing.assert_frame_equal(a, b)
     c = dse.run_sweep(pts, "digits_cnn", cache_dir=tmp_path)           # from the cache
     pd.testing.assert_frame_equal(a, c)
     dse.run_sweep(pts.iloc[:10], "digits_cnn", cache_dir=tmp_path)
-    assert len(list(tmp_path.glob("*.pkl"))) == 2
+    assert len(list(tmp_path.glob("*.npz"))) == 2
 
 
 def test_dask_sweep_equals_local():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import hashlib
 import json
 import random
 import time
@@ -32,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..files import atomic_write_bytes, load_checkpoint, save_checkpoint
+from ..files import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
 from ..runtime import device_of, loaders, progress_disabled, seed_everything
 from ..vq.calibration import calibrate
 from ..vq.conversion import convert
@@ -66,6 +67,84 @@ def _ckpt_path(checkpoint_dir, i: int) -> Path:
 
 def _fingerprint(**kw) -> str:
     return json.dumps(kw, sort_keys=True, default=str)
+
+
+def weights_hash(model: nn.Module | None) -> str | None:
+    """SHA-256 of a model's state_dict (names, dtypes, shapes and bytes, in name order); None for None."""
+    if model is None:
+        return None
+    h = hashlib.sha256()
+    for name, value in sorted(model.state_dict().items()):
+        h.update(name.encode() + b"\0")
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{t.dtype}{tuple(value.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
+
+
+def data_hash(dataset) -> str | None:
+    """SHA-256 of a data set's contents: every tensor of a TensorDataset; for other data sets, their length and
+    the first and last samples (hashing every sample of a lazily loaded set would cost a pass over it)."""
+    if dataset is None:
+        return None
+    h = hashlib.sha256()
+
+    def add(t):
+        t = torch.as_tensor(t).detach().cpu().contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is not None:
+        for t in tensors:
+            add(t)
+    else:
+        n = len(dataset)
+        h.update(str(n).encode())
+        for i in {0, n - 1} if n else ():
+            for t in dataset[i]:
+                add(t)
+    return h.hexdigest()
+
+
+def _fingerprint_diff(saved: str, now: str) -> list[str]:
+    """What differs between two fingerprints, as 'key (checkpoint X, now Y)' phrases."""
+    try:
+        a = json.loads(saved)
+    except (TypeError, ValueError):
+        return [f"the whole fingerprint (checkpoint {str(saved)[:60]!r})"]
+    b = json.loads(now)
+    if not isinstance(a, dict):
+        return ["the whole fingerprint"]
+    names = {"weights": "the fp32 model's weights (state_dict hash)", "teacher": "the teacher's weights",
+             "train_data": "the training data (hash)", "val_data": "the validation data (hash)",
+             "cfg": "the stage configuration (stages=)"}
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<absent>") != b.get(k, "<absent>"):
+            hashes = ("weights", "teacher", "train_data", "val_data")
+            width = 12 if k in hashes else 40  # hashes: a prefix is enough to tell them apart
+            va, vb = (str(x)[:width] for x in (a.get(k, "<absent>"), b.get(k, "<absent>")))
+            out.append(f"{names.get(k, k)} (checkpoint {va}, now {vb})")
+    return out
+
+
+def _check_dataset(name: str, data, required: bool) -> None:
+    """Refuse a missing or empty dataset before any work (an empty one would fail deep in the sampler)."""
+    if data is None:
+        if required:
+            raise ValueError(f"{name}=None: LUTBoost needs a {name} dataset of (x, y) examples")
+        return
+    try:
+        n = len(data)
+    except TypeError:  # an iterable without a length: nothing to check up front
+        return
+    if n == 0:
+        raise ValueError(f"{name}= is empty (0 examples): LUTBoost needs at least one batch of {name} data; "
+                         f"pass a non-empty dataset")
 
 
 # ---------------------------------------------------------------------------------------------- lutboost
@@ -138,8 +217,13 @@ def _resume(lut: nn.Module, report: LUTBoostReport, checkpoint_dir, fp: str) -> 
         p = _ckpt_path(checkpoint_dir, i)
         if p.exists():
             ck = load_checkpoint(p)
+            need = ("fingerprint", "model", "report", "rng")
+            if not isinstance(ck, dict) or any(k not in ck for k in need):
+                raise CheckpointError(f"checkpoint {p} is damaged or not a LUTBoost stage checkpoint (it needs "
+                                      f"the entries {list(need)}); delete it, or resume=False")
             if ck["fingerprint"] != fp:
-                raise ResumeMismatchError(f"checkpoint {p} was written by a different run configuration; "
+                diff = "; ".join(_fingerprint_diff(ck["fingerprint"], fp))
+                raise ResumeMismatchError(f"checkpoint {p} was written by a different run: {diff}; "
                                           "use another checkpoint_dir or resume=False")
             lut.load_state_dict(ck["model"])
             report = LUTBoostReport.from_dict(json.loads(ck["report"]))
@@ -200,13 +284,20 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     cfg = _resolve_config(stages)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
+    _check_dataset("train", train, required=True)
+    _check_dataset("val", val, required=False)
+    _check_dataset("test", test, required=False)
+    teacher_hash = weights_hash(teacher)
     model = copy.deepcopy(model).eval()
+    model_hash = weights_hash(model)
     teacher = _frozen_teacher(model, teacher, cfg)
     fp32_acc = accuracy(model, test) if test is not None else float("nan")
     seed_everything(seed)
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
     set_mode(lut, "lut")
-    fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method)
+    fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method,
+                      weights=model_hash, overrides=overrides, layout=layout, teacher=teacher_hash,
+                      train_data=data_hash(train), val_data=data_hash(val))
     report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
                             else metric, seed, fp32_acc, [], cfg.to_dict())
     start = 0

@@ -20,6 +20,7 @@ Conventions: energies in pJ, areas in um^2 inside, mm^2 in the reports; TOPS cou
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +104,11 @@ class Tech:
     dram_pj_per_64b: float = CONSTANTS["e_dram_64b"].value
 
     def __post_init__(self):
+        for name in ("node_nm", "dram_pj_per_64b"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, numbers.Real) or not math.isfinite(val) or val <= 0:
+                raise (ValueError if isinstance(val, numbers.Real) and not isinstance(val, bool) else TypeError)(
+                    f"Tech.{name}={val!r}: must be a finite number > 0")
         if not (3 <= self.node_nm <= 180):
             raise ValueError(f"Tech.node_nm={self.node_nm}: the scaling rule is meant for 3..180 nm")
 
@@ -160,8 +166,15 @@ def absolute(bits, tech: Tech = Tech()) -> tuple:
     return tuple(x + y for x, y in zip(adder(bits, tech), mux(bits, tech)))
 
 
+def check_precision(precision, name: str = "precision") -> str:
+    if precision not in PRECISIONS:
+        raise ValueError(f"{name}={precision!r}: not a dense baseline precision; use one of {tuple(PRECISIONS)}")
+    return precision
+
+
 def mac(precision: str, tech: Tech = Tech()) -> dict:
     """Per-MAC energy and area of a dense PE: multiplier, accumulator adder, operand/psum registers."""
+    check_precision(precision)
     if precision == "fp16":
         mul = (CONSTANTS["e_fp16_mul"].value * tech.energy_scale, CONSTANTS["a_fp16_mul"].value * tech.area_scale)
         add = (CONSTANTS["e_fp16_add"].value * tech.energy_scale, CONSTANTS["a_fp16_add"].value * tech.area_scale)
@@ -278,6 +291,15 @@ class LUTDesign:
     dense_precision: str = "int8"
 
     def __post_init__(self):
+        if not isinstance(self.cfg, LUTDLAConfig):
+            raise TypeError(f"LUTDesign.cfg={self.cfg!r}: must be a LUTDLAConfig")
+        for name in ("acc_buffer_kb", "act_buffer_kb"):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, numbers.Real) or not math.isfinite(val):
+                raise TypeError(f"LUTDesign.{name}={val!r}: must be a finite number of KiB")
+        if self.dense_unit is not None and not isinstance(self.dense_unit, SystolicConfig):
+            raise TypeError(f"LUTDesign.dense_unit={self.dense_unit!r}: must be a SystolicConfig or None")
+        check_precision(self.dense_precision, "LUTDesign.dense_precision")
         if self.acc_buffer_kb * 1024 < self.cfg.table_tile * self.cfg.acc_bits / 8:
             raise ValueError(f"LUTDesign.acc_buffer_kb={self.acc_buffer_kb}: must hold at least one row of "
                              f"table_tile={self.cfg.table_tile} accumulators; make it larger")
@@ -375,7 +397,7 @@ def dense_energy(cfg: SystolicConfig, precision: str, totals: dict, tech: Tech =
     Widths [ours]: activations and weights at the precision's bits, outputs (partial sums) at its
     accumulator width. DRAM: every operand once and final outputs once (`dense_traffic`).
     """
-    p = PRECISIONS[precision]
+    p = PRECISIONS[check_precision(precision)]
     energy = {f"pe_{k}": totals["macs"] * e for k, (e, _) in mac(precision, tech).items()}
     bits = {"activations": p["bits"], "weights": p["bits"], "outputs": p["acc_bits"]}
     kb = {"activations": cfg.ifmap_sram_kb, "weights": cfg.filter_sram_kb, "outputs": cfg.ofmap_sram_kb}

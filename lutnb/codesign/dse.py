@@ -5,14 +5,25 @@ Sweeps use the closed-form machine of `lutnb.codesign.analytic` (vectorized over
 against `lutnb.hw.simulate_network` in `tests/test_dse.py`); chosen points can be re-evaluated exactly with
 `evaluate_design(..., engine="simulate")`. Accuracy per (metric, v, c) comes from `lutnb.codesign.accuracy`:
 stored accuracy records where present, otherwise a labelled proxy; every row says which (`accuracy_source`).
+
+Inputs are checked where they enter (`check_space`, `check_points`, `Constraints`, `explore_point`): a
+misspelt parameter is refused with the valid names (`PARAM_KEYS`), as are empty sweeps, values of the
+wrong type and n < 1; a value in range but unbuildable (a table buffer too small) stays a pruned row with
+its reason. The sweep cache (`results/dse_cache/<workload>-<key>.npz`) holds arrays and a JSON schema,
+read with `allow_pickle=False`; a file that fails the schema check raises `DSECacheError` naming it.
 """
 from __future__ import annotations
 
+import difflib
+import functools
 import hashlib
+import inspect
+import io
 import itertools
 import json
 import math
-import pickle
+import numbers
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
@@ -21,8 +32,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import results_dir
-from ..hw import LUTDLAConfig, SystolicConfig, simulate_network
+from ..files import atomic_write_bytes, results_dir
+from ..hw import METRICS, LUTDLAConfig, SystolicConfig, simulate_network
 from . import cost
 from .accuracy import PROXY_SOURCE, accuracy_table, proxy_accuracy_table, stored_accuracy_table  # noqa: F401
 from .analytic import analytic_lut_totals, dense_unit_totals, expected_bank_extra, max_subspaces, table_bytes
@@ -43,10 +54,122 @@ FIXED = {"fifo_depth": 512, "acc_bits": 32, "activation_bits": 8, "double_buffer
 TECH45 = cost.Tech()      # the reference node, 45 nm
 DENSE_UNIT = SystolicConfig(rows=32, cols=32, dataflow="ws", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=64)
 
+# ------------------------------------------------------------------------------------ input checks
+PARAM_KEYS = frozenset((LUT_FIELDS - {"m_tile"}) | DESIGN_FIELDS)     # what a space, a point or a design sets
+INT_PARAMS = frozenset({"v", "c", "ccus", "lanes", "table_tile", "table_bits", "fifo_depth", "acc_bits",
+                        "activation_bits", "sram_banks", "table_buffer_bytes"})
+REAL_PARAMS = frozenset({"offchip_bytes_per_cycle", "clock_mhz", "table_buffer_kb", "acc_buffer_kb",
+                         "act_buffer_kb"})
+# columns evaluate_points writes: a sweep's rows may be fed back (as points, or to design_from_params);
+# they are recomputed, never read as parameters
+RESULT_COLUMNS = frozenset({"point", "reason", "feasible", "workload", "accuracy", "accuracy_source", "area_mm2",
+                            "energy_pj", "energy_leakage_pj", "cycles", "latency_ms", "power_w", "tops",
+                            "tops_per_w", "tops_per_mm2", "sram_kb", "bits_per_activation", "table_bytes"})
+RESULT_PREFIXES = (("area_", "_mm2"), ("energy_", "_pj"))
+M_TILE_NOTE = ("m_tile is not a DSE parameter: the accumulator buffer sets it (m_tile = acc_buffer_kb * 8192 // "
+               "(table_tile * acc_bits)); sweep acc_buffer_kb instead")
+
+
+def _is_result_column(key) -> bool:
+    return key in RESULT_COLUMNS or (isinstance(key, str) and any(key.startswith(a) and key.endswith(b)
+                                                                  for a, b in RESULT_PREFIXES))
+
+
+def _check_keys(keys, where: str, results_allowed: bool) -> None:
+    """Every key a DSE parameter (or, where allowed, a column a sweep writes); else name it and list the valid."""
+    keys = list(keys)
+    if "m_tile" in keys:
+        raise ValueError(f"{where}: {M_TILE_NOTE}")
+    unknown = [k for k in keys if k not in PARAM_KEYS and not (results_allowed and _is_result_column(k))]
+    if unknown:
+        hints = {k: difflib.get_close_matches(str(k), sorted(PARAM_KEYS), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+        raise ValueError(f"{where}: unknown key(s) {said}; valid keys: {sorted(PARAM_KEYS)}")
+    if "table_buffer_kb" in keys and "table_buffer_bytes" in keys:
+        raise ValueError(f"{where}: both table_buffer_kb and table_buffer_bytes given; give one of them")
+
+
+def _check_value(key: str, value, where: str) -> None:
+    """The type of one parameter value (ranges are the config's: an out-of-range point is pruned with a reason)."""
+    if isinstance(value, float) and math.isnan(value) or value is None or value is pd.NA:
+        raise ValueError(f"{where}: {key} has a missing value ({value!r}); give every point a value")
+    is_bool = isinstance(value, (bool, np.bool_))
+    if key in INT_PARAMS and (is_bool or not isinstance(value, numbers.Integral)):
+        raise TypeError(f"{where}: {key}={value!r} is a {type(value).__name__}; {key} takes integers")
+    if key in REAL_PARAMS and (is_bool or not isinstance(value, numbers.Real)):
+        raise TypeError(f"{where}: {key}={value!r} is a {type(value).__name__}; {key} takes numbers")
+    if key == "double_buffer" and not is_bool:
+        raise TypeError(f"{where}: double_buffer={value!r} is a {type(value).__name__}; use True or False")
+    if key == "metric" and value not in METRICS:
+        raise ValueError(f"{where}: metric={value!r} is not a distance metric; use one of {METRICS}")
+
+
+def check_space(space) -> dict:
+    """A design space {parameter: non-empty sequence of values}, checked; returns it."""
+    if not isinstance(space, dict):
+        raise TypeError(f"space must be a dict {{parameter: values}}, not {type(space).__name__}")
+    if not space:
+        raise ValueError("space is empty: give at least one parameter, e.g. {'v': (2, 4)}, or None for "
+                         "DEFAULT_SPACE")
+    _check_keys(space, "space", results_allowed=False)
+    for k, vals in space.items():
+        if isinstance(vals, (str, bytes, dict)) or not isinstance(vals, (list, tuple, range, np.ndarray, pd.Series)):
+            raise TypeError(f"space[{k!r}]={vals!r}: give a list or tuple of values, e.g. {k!r}: ({vals!r},)")
+        if len(vals) == 0:
+            raise ValueError(f"space[{k!r}] is empty: the sweep would have no points; give at least one value")
+        for val in vals:
+            _check_value(k, val, f"space[{k!r}]")
+    return space
+
+
+def check_points(points, where: str = "points", need_point: bool = False) -> pd.DataFrame:
+    """A DataFrame of design points: known columns only, typed values, at least one row."""
+    if not isinstance(points, pd.DataFrame):
+        raise TypeError(f"{where} must be a pandas DataFrame (see grid_points / random_points), "
+                        f"not {type(points).__name__}")
+    if len(points) == 0:
+        raise ValueError(f"{where} has no rows: nothing to evaluate (an empty space or a filter that kept nothing)")
+    _check_keys(points.columns, f"{where} columns", results_allowed=True)
+    if need_point and "point" not in points.columns:
+        raise ValueError(f"{where} has no 'point' column (the id rows are sorted by); add one, e.g. "
+                         "points.insert(0, 'point', range(len(points)))")
+    for k in points.columns:
+        if k in PARAM_KEYS:
+            for val in pd.unique(points[k].to_numpy(dtype=object)):
+                _check_value(k, val, f"{where}[{k!r}]")
+    return points
+
+
+def _positive_int_arg(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}={value!r}: must be an integer >= 1")
+    if value < 1:
+        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+    return int(value)
+
+
+def _known_kwargs(fn):
+    """Refuse unknown keyword arguments with the valid names listed (Python's own error lists none)."""
+    names = list(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kw):
+        unknown = [k for k in kw if k not in names]
+        if unknown:
+            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+            raise TypeError(f"{fn.__name__}: unknown argument(s) {said}; valid: {names}")
+        return fn(*args, **kw)
+
+    return wrapper
+
 
 # ------------------------------------------------------------------------------------ one design, exactly
 def design_from_params(params: dict) -> cost.LUTDesign:
     """A LUTDesign from flat parameters (LUTDLAConfig fields, table_buffer_kb, acc/act_buffer_kb)."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of design parameters, not {type(params).__name__}")
+    _check_keys(params, "design_from_params", results_allowed=True)
     p = {k: (val.item() if isinstance(val, np.generic) else val) for k, val in {**FIXED, **params}.items()}
     kw = {k: p[k] for k in LUT_FIELDS if k in p and k != "m_tile"}
     if "table_buffer_kb" in p:
@@ -63,6 +186,9 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
     Layers marked dense run on `dense_unit` (INT8) after the LUT layers, and its area is added.
     """
 
+    if not isinstance(design, cost.LUTDesign):
+        raise TypeError(f"design must be a cost.LUTDesign (see design_from_params), not {type(design).__name__}")
+    workload = _as_workload(workload)
     cfg = design.sim_config()
     if workload.dense_layers and design.dense_unit is None:
         design = cost.LUTDesign(design.cfg, design.acc_buffer_kb, design.act_buffer_kb, dense_unit)
@@ -89,6 +215,8 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
 def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 32, cols: int = 32,
                       clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45):
     """(summary, breakdown) of a dense WS systolic MAC array running every GEMM of the workload."""
+    workload = _as_workload(workload)
+    cost.check_precision(precision)
     cfg = SystolicConfig(rows=rows, cols=cols, dataflow="ws", ifmap_sram_kb=sram_kb, filter_sram_kb=sram_kb,
                          ofmap_sram_kb=sram_kb, clock_mhz=clock_mhz)
     tot: dict = {}
@@ -110,6 +238,12 @@ def matched_baseline(workload: Workload, precision: str, target: float, by: str 
     workload is closest to `target` (in log ratio)."""
     if by not in ("area", "throughput"):
         raise ValueError(f"by={by!r}: use 'area' or 'throughput'")
+    cost.check_precision(precision)
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not (math.isfinite(target) and target > 0):
+        raise ValueError(f"target={target!r}: must be a finite number > 0 (the {by} to match)")
+    sizes = list(sizes)
+    if not sizes:
+        raise ValueError("sizes is empty: give the array sizes n (n x n) to try, e.g. range(4, 257, 2)")
     key = "area_mm2" if by == "area" else "tops"
     best = None
     for n in sizes:
@@ -158,19 +292,77 @@ def ratio_range(df: pd.DataFrame, column: str) -> dict:
 
 
 # ------------------------------------------------------------------------------------ sweeps
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Constraints:
-    """Feasibility limits (None: no limit). Accuracy is in the units of its source (see accuracy_source)."""
+    """Feasibility limits (None: no limit). Accuracy is in the units of its source (see accuracy_source).
+
+    Limits are finite numbers (max_* > 0); an unknown field name is refused with the valid ones listed.
+    `Constraints.from_dict(d)` builds one from a dict with the same checks.
+    """
 
     max_area_mm2: float | None = None
     max_power_w: float | None = None
     max_sram_kb: float | None = None
     min_accuracy: float | None = None
 
+    def __init__(self, max_area_mm2: float | None = None, max_power_w: float | None = None,
+                 max_sram_kb: float | None = None, min_accuracy: float | None = None, **unknown):
+        if unknown:
+            valid = [f.name for f in fields(Constraints)]
+            hints = {k: difflib.get_close_matches(k, valid, n=1) for k in unknown}
+            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
+            raise TypeError(f"Constraints: unknown field(s) {said}; valid fields: {valid}")
+        for name, val in (("max_area_mm2", max_area_mm2), ("max_power_w", max_power_w),
+                          ("max_sram_kb", max_sram_kb), ("min_accuracy", min_accuracy)):
+            if val is not None:
+                if isinstance(val, (bool, np.bool_)) or not isinstance(val, numbers.Real):
+                    raise TypeError(f"Constraints.{name}={val!r}: must be a number or None (no limit), "
+                                    f"not {type(val).__name__}")
+                if not math.isfinite(val) or (name.startswith("max_") and val <= 0):
+                    raise ValueError(f"Constraints.{name}={val!r}: must be a finite number"
+                                     + (" > 0" if name.startswith("max_") else "") + ", or None for no limit")
+                val = val.item() if isinstance(val, np.generic) else val
+            object.__setattr__(self, name, val)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Constraints:
+        if not isinstance(d, dict):
+            raise TypeError(f"constraints must be a Constraints or a dict, not {type(d).__name__}")
+        return cls(**d)
+
+
+def _as_constraints(constraints) -> Constraints:
+    if isinstance(constraints, Constraints):
+        return constraints
+    if constraints is None:
+        return Constraints()
+    return Constraints.from_dict(constraints)
+
+
+def _as_workload(workload) -> Workload:
+    if isinstance(workload, str):
+        return get_workload(workload)
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload={workload!r}: give a Workload or one of the names in "
+                        "lutnb.codesign.workloads.WORKLOADS")
+    return workload
+
+
+def _check_accuracy(accuracy) -> None:
+    need = {"metric", "v", "c", "accuracy", "accuracy_source"}
+    if not isinstance(accuracy, pd.DataFrame):
+        raise TypeError(f"accuracy must be a DataFrame like accuracy_table()'s, not {type(accuracy).__name__}")
+    if need - set(accuracy.columns):
+        raise ValueError(f"accuracy table lacks columns {sorted(need - set(accuracy.columns))}; it needs "
+                         f"{sorted(need)} (see accuracy_table())")
+
 
 def grid_points(space: dict | None = None) -> pd.DataFrame:
-    """Every combination, in itertools.product order of the space's keys (deterministic)."""
-    space = space or DEFAULT_SPACE
+    """Every combination, in itertools.product order of the space's keys (deterministic).
+
+    `space`: {parameter: non-empty list/tuple of values}; None for DEFAULT_SPACE. Parameters are
+    `PARAM_KEYS`; a misspelt one, an empty value list or a value of the wrong type is refused."""
+    space = DEFAULT_SPACE if space is None else check_space(space)
     keys = list(space)
     df = pd.DataFrame(list(itertools.product(*(space[k] for k in keys))), columns=keys)
     df.insert(0, "point", np.arange(len(df)))
@@ -178,8 +370,9 @@ def grid_points(space: dict | None = None) -> pd.DataFrame:
 
 
 def random_points(n: int, space: dict | None = None, seed: int = 0) -> pd.DataFrame:
-    """`n` points drawn uniformly (with replacement) from the space's values, seeded."""
-    space = space or DEFAULT_SPACE
+    """`n` (>= 1) points drawn uniformly (with replacement) from the space's values, seeded."""
+    n = _positive_int_arg("n", n)
+    space = DEFAULT_SPACE if space is None else check_space(space)
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({k: np.asarray(vals, dtype=object)[rng.integers(0, len(vals), n)] for k, vals in space.items()})
     for k in df.columns:
@@ -328,9 +521,15 @@ def _apply_constraints(df: pd.DataFrame, constraints: Constraints) -> None:
 
 def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
                     tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Cost, efficiency, accuracy and feasibility of every point (vectorized; the sweep's worker)."""
-    if isinstance(workload, str):
-        workload = get_workload(workload)
+    """Cost, efficiency, accuracy and feasibility of every point (vectorized; the sweep's worker).
+
+    `points`: a non-empty DataFrame whose columns are parameters (`PARAM_KEYS`), `point`, or columns a sweep
+    writes (recomputed); `constraints`: a Constraints or a dict of its fields."""
+    workload = _as_workload(workload)
+    constraints = _as_constraints(constraints)
+    check_points(points)
+    if accuracy is not None:
+        _check_accuracy(accuracy)
     df = _complete_points(points)
     a = _point_arrays(df)
     _add_costs(df, a, workload, tech)
@@ -351,6 +550,89 @@ def _cache_key(points: pd.DataFrame, workload: Workload, constraints: Constraint
     return h.hexdigest()[:24]
 
 
+CACHE_SCHEMA = "lutnb-dse-cache-1"
+CACHE_SUFFIX = ".npz"
+
+
+class DSECacheError(ValueError):
+    """A DSE cache file that is not one `run_sweep` wrote (truncated, junk, another schema or key)."""
+
+
+def _cache_column(s: pd.Series):
+    """(meta, array or None): numpy-typed columns go to the archive as they are; extension (string, nullable)
+    and object columns go into the JSON meta as plain values (missing values as null)."""
+    dt = s.dtype
+    if isinstance(dt, np.dtype) and dt.kind in "biuf":
+        return {"name": s.name, "store": "array"}, s.to_numpy()
+    values = [None if (v is None or v is pd.NA) else (v.item() if isinstance(v, np.generic) else v)
+              for v in s.tolist()]
+    if not all(v is None or isinstance(v, (str, int, float, bool)) for v in values):
+        return None, None                                  # not representable without pickle: do not cache
+    if isinstance(dt, pd.StringDtype):
+        kind = {"kind": "string", "storage": dt.storage, "na": "NA" if dt.na_value is pd.NA else "nan"}
+    elif isinstance(dt, np.dtype) and dt.kind == "O":
+        kind = {"kind": "object"}
+    else:
+        kind = {"kind": "extension", "dtype": str(dt)}
+    return {"name": s.name, "store": "json", "values": values, **kind}, None
+
+
+def write_sweep_cache(path: Path, df: pd.DataFrame, key: str) -> bool:
+    """Write a sweep result as an .npz (no pickles: arrays plus a JSON schema); False if it cannot be stored."""
+    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
+        return False
+    meta = {"schema": CACHE_SCHEMA, "key": key, "rows": len(df), "columns": []}
+    arrays = {}
+    for i, name in enumerate(df.columns):
+        if not isinstance(name, str):
+            return False
+        col, arr = _cache_column(df[name])
+        if col is None:
+            return False
+        if arr is not None:
+            arrays[f"c{i}"] = arr
+        meta["columns"].append(col)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def read_sweep_cache(path: Path, key: str | None = None) -> pd.DataFrame:
+    """Read a cache file written by `write_sweep_cache`, checking its schema (never unpickles anything)."""
+    fix = "delete the file and the sweep recomputes it"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "__meta__" not in z.files:
+                raise DSECacheError(f"DSE cache {path}: no schema record (not a file run_sweep wrote); {fix}")
+            meta = json.loads(z["__meta__"].tobytes().decode())
+            if not isinstance(meta, dict) or meta.get("schema") != CACHE_SCHEMA:
+                found = meta.get("schema") if isinstance(meta, dict) else type(meta).__name__
+                raise DSECacheError(f"DSE cache {path}: schema {found!r}, expected {CACHE_SCHEMA!r}; {fix}")
+            if key is not None and meta.get("key") != key:
+                raise DSECacheError(f"DSE cache {path}: written for key {meta.get('key')!r}, not {key!r}; {fix}")
+            rows, cols = meta["rows"], {}
+            for i, col in enumerate(meta["columns"]):
+                if col["store"] == "array":
+                    vals = z[f"c{i}"]
+                elif col["kind"] == "string":
+                    na = pd.NA if col["na"] == "NA" else np.nan
+                    vals = pd.array(col["values"], dtype=pd.StringDtype(col["storage"], na_value=na))
+                elif col["kind"] == "object":
+                    vals = pd.Series(col["values"], dtype=object).to_numpy()
+                else:
+                    vals = pd.array(col["values"], dtype=col["dtype"])
+                if len(vals) != rows:
+                    raise DSECacheError(f"DSE cache {path}: column {col['name']!r} has {len(vals)} rows, "
+                                        f"expected {rows}; {fix}")
+                cols[col["name"]] = vals
+    except DSECacheError:
+        raise
+    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise DSECacheError(f"DSE cache {path}: unreadable ({type(err).__name__}: {err}); {fix}") from err
+    return pd.DataFrame(cols, index=pd.RangeIndex(rows))
+
+
 def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
               tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None, n_jobs: int = 2,
               chunk_size: int = 2048, client=None, address: str | None = None, cache_dir=None,
@@ -359,19 +641,24 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
 
     Engines: local processes (ProcessPoolExecutor, `n_jobs`; 1 = in this process) by default; a Dask
     distributed cluster when `client` (a dask.distributed.Client) or `address` (its scheduler) is given.
-    `cache_dir`: None -> results/dse_cache, False -> no cache; the file is keyed by a hash of every input.
+    `cache_dir`: None -> results/dse_cache, False -> no cache; the file (`<workload>-<key>.npz`, arrays plus
+    a JSON schema, no pickle) is keyed by a hash of every input; a file that fails its schema check raises
+    `DSECacheError` naming it. `points` must be non-empty with a `point` column (see `evaluate_points`).
     """
 
-    if isinstance(workload, str):
-        workload = get_workload(workload)
+    workload = _as_workload(workload)
+    constraints = _as_constraints(constraints)
+    check_points(points, need_point=True)
+    n_jobs, chunk_size = _positive_int_arg("n_jobs", n_jobs), _positive_int_arg("chunk_size", chunk_size)
     acc = accuracy if accuracy is not None else accuracy_table()
-    path = None
+    _check_accuracy(acc)
+    path = key = None
     if cache_dir is not False:
         d = Path(cache_dir) if cache_dir else results_dir() / "dse_cache"
-        path = d / f"{workload.name}-{_cache_key(points, workload, constraints, tech, acc)}.pkl"
+        key = _cache_key(points, workload, constraints, tech, acc)
+        path = d / f"{workload.name}-{key}{CACHE_SUFFIX}"
         if path.exists():
-            with open(path, "rb") as f:
-                return pickle.load(f)
+            return read_sweep_cache(path, key)
     pts = points.sort_values("point").reset_index(drop=True)
     chunks = [pts.iloc[i:i + chunk_size] for i in range(0, len(pts), chunk_size)]
     args = dict(workload=workload, constraints=constraints, tech=tech, accuracy=acc)
@@ -396,10 +683,7 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
     out = pd.concat(parts, ignore_index=True).sort_values("point", kind="stable").reset_index(drop=True)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(out, f)
-        tmp.replace(path)
+        write_sweep_cache(path, out, key)
     return out
 
 
@@ -429,12 +713,18 @@ def pareto_front(df: pd.DataFrame, maximize=("accuracy", "tops_per_w"), feasible
 
 
 # ------------------------------------------------------------------------------------ interactive
+@_known_kwargs
 def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
                   offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500, workload: str = "digits_cnn",
                   baseline: str = "int8", node_nm: float = 45.0, engine: str = "analytic") -> dict:
     """One design point, for an interactive explorer: bits, table bytes, cycles, area, power, efficiency
-    against `baseline` at equal area, and accuracy with its source. Invalid inputs give {"error": ...}."""
+    against `baseline` at equal area, and accuracy with its source. An invalid design (a config the
+    hardware cannot build) gives {"error": ...}; an unknown argument, workload, baseline or engine raises."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}")
+    if engine not in ("analytic", "simulate"):
+        raise ValueError(f"engine={engine!r}: use 'analytic' or 'simulate'")
     try:
         design = design_from_params(dict(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
                                          table_tile=table_tile, table_buffer_kb=buffer_kb,

@@ -4,7 +4,15 @@
 accelerator's arithmetic in software, bit-identical to the PyTorch model in ``mode="quant"``).
 """
 from .engine import EngineStats, IntegerEngine, run_layer
-from .export import ExportedLayer, ExportedModel, export_tables, load_tables, save_tables, write_hex
+from .export import (
+    ExportedLayer,
+    ExportedModel,
+    TablesFileError,
+    export_tables,
+    load_tables,
+    save_tables,
+    write_hex,
+)
 
-__all__ = ["EngineStats", "ExportedLayer", "ExportedModel", "IntegerEngine", "export_tables", "load_tables",
-           "run_layer", "save_tables", "write_hex"]
+__all__ = ["EngineStats", "ExportedLayer", "ExportedModel", "IntegerEngine", "TablesFileError", "export_tables",
+           "load_tables", "run_layer", "save_tables", "write_hex"]

@@ -24,7 +24,7 @@ from ..vq import quant
 from ..vq.distances import encode
 from ..vq.functional import conv_output_size
 from ..vq.functional import im2col as _im2col
-from ..vq.layers import lut_layers
+from ..vq.layers import lut_layers, nan_rows
 from .export import ExportedLayer, ExportedModel, export_tables
 
 IMPLS = ("fast", "reference", "native")
@@ -91,11 +91,18 @@ class EngineStats:
 @torch.no_grad()
 def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, impl: str = "fast",
               stats: EngineStats | None = None) -> torch.Tensor:
-    """One exported layer on input x (the layer's input as in the float model)."""
+    """One exported layer on input x (the layer's input as in the float model).
+
+    The arithmetic is the accelerator's (float32 encode, integer look-up); the output is float32, cast to
+    x's dtype when x is another floating type. Integer inputs are refused."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"layer {layer.name}: input is a {type(x).__name__}; pass a torch.Tensor")
+    if not (x.is_floating_point()):
+        raise TypeError(f"layer {layer.name}: input dtype {x.dtype} is not floating point; the engine encodes "
+                        "float activations (cast the input with .float())")
     rows = im2col(x, layer).float()
     y = None
     if impl == "native":  # fused encode + look-up kernel
-
         if stats is None:  # compiled kernel: dequantized output in the same pass (None where it does not apply)
             y = layer_output(layer, rows, acc_bits)
         if y is None:
@@ -111,6 +118,9 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
                 overflow = int((unbounded != acc).sum())
             stats.add(layer.name, rows.shape[0], idx.numel() * layer.out_features, overflow)
         y = dequantize(acc, layer)
+    y = nan_rows(y, rows)  # the LUT layers' policy: a row with a NaN or inf input gives NaN, not a valid code
+    if y.dtype != x.dtype:
+        y = y.to(x.dtype)
     if layer.kind == "linear":
         return y.reshape(*x.shape[:-1], layer.out_features)
     cv = layer.conv
@@ -122,14 +132,38 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
 
 
 class EngineLayer(nn.Module):
-    """An nn.Module that runs one exported layer on the integer engine."""
+    """An nn.Module that runs one exported layer on the integer engine.
+
+    ``weight`` / ``bias``: what code reading ``module.weight`` expects (e.g. Hugging Face T5 reads
+    ``self.wo.weight.dtype`` to choose its activations' dtype). `IntegerEngine` passes the replaced layer's
+    original float weight (a frozen, non-persistent buffer: it moves with ``.to()``, is not in the
+    state_dict and is never used in the computation, which reads the tables only); ``bias`` is the tables'
+    bias (float32, or None). Built without ``weight=``, ``weight`` is None."""
 
     def __init__(self, layer: ExportedLayer, acc_bits: int | None = 32, impl: str = "fast",
-                 stats: EngineStats | None = None):
+                 stats: EngineStats | None = None, weight: torch.Tensor | None = None):
         super().__init__()
+        if not isinstance(layer, ExportedLayer):
+            raise TypeError(f"EngineLayer(layer=...) got a {type(layer).__name__}; pass an ExportedLayer")
         if impl not in IMPLS:
             raise ValueError(f"impl={impl!r}: use one of {IMPLS}")
         self.layer, self.acc_bits, self.impl, self.stats = layer, quant.check_acc_bits(acc_bits), impl, stats
+        if weight is not None:
+            if not isinstance(weight, torch.Tensor) or weight.shape[0] != layer.out_features:
+                raise ValueError(f"layer {layer.name}: weight must be a tensor with {layer.out_features} rows "
+                                 f"(out_features), got {getattr(weight, 'shape', type(weight).__name__)}")
+            weight = weight.detach()
+        self.register_buffer("weight", weight, persistent=False)
+        bias = None if layer.bias is None else torch.as_tensor(layer.bias).clone()
+        self.register_buffer("bias", bias, persistent=False)
+
+    @property
+    def in_features(self) -> int:
+        return self.layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.layer.out_features
 
     def forward(self, x):
         return run_layer(self.layer, x, self.acc_bits, self.impl, self.stats)
@@ -140,29 +174,81 @@ class EngineLayer(nn.Module):
                 f"b={L.table_bits} acc_bits={self.acc_bits} impl={self.impl}")
 
 
+def _as_pair(x):
+    if isinstance(x, str):
+        return x
+    return [int(t) for t in x] if isinstance(x, (tuple, list)) else [int(x), int(x)]
+
+
+def layer_mismatches(exported: ExportedLayer, module: nn.Module) -> list[str]:
+    """The fields in which an exported layer disagrees with a model's LUT layer ([] when it fits)."""
+    kind = "conv2d" if isinstance(module, nn.Conv2d) else "linear"
+    model_side = {"kind": kind, "in_features (K)": module.K, "out_features (N)": module.N, "v": module.v,
+                  "c": module.c, "metric": module.metric,
+                  "has_bias": getattr(module, "bias", None) is not None}
+    tables_side = {"kind": exported.kind, "in_features (K)": exported.in_features,
+                   "out_features (N)": exported.out_features, "v": exported.v, "c": exported.c,
+                   "metric": exported.metric, "has_bias": exported.bias is not None}
+    if kind == "conv2d" and exported.kind == "conv2d":
+        cv = exported.conv
+        for f in ("kernel_size", "stride", "padding", "dilation"):
+            model_side[f] = _as_pair(getattr(module, f))
+            tables_side[f] = _as_pair(cv[f])
+        model_side["in_channels"], tables_side["in_channels"] = module.in_channels, cv["in_channels"]
+        model_side["groups"], tables_side["groups"] = module.groups, 1
+        model_side["layout"] = getattr(module, "layout", "channel")
+        tables_side["layout"] = exported.layout
+    return [f"{f} is {tables_side[f]!r} in the tables, {model_side[f]!r} in the model"
+            for f in model_side if tables_side[f] != model_side[f]]
+
+
 class IntegerEngine(nn.Module):
     """A converted model whose LUT layers run on exported integer tables; the rest stays float.
 
     ``IntegerEngine(model)`` exports the model's tables itself; pass ``exported=`` (e.g. from
     `lutnb.load_tables`) to run tables from a file. The float parts come from a copy of `model`.
+    The tables must fit the model's LUT layers: same names, and per layer the same kind, K, N, v, c,
+    metric, bias presence and (conv) kernel, stride, padding, dilation, channels and layout; otherwise
+    ValueError naming the layer and the field. table_bits may differ (export at another width).
     """
 
     def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,
                  impl: str = "fast", count_overflows: bool = False):
         super().__init__()
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"IntegerEngine(model=...) got a {type(model).__name__}; pass the converted nn.Module")
+        if exported is not None and not isinstance(exported, ExportedModel):
+            raise TypeError(f"IntegerEngine(exported=...) got a {type(exported).__name__}; pass an ExportedModel "
+                            "(from export_tables(model) or load_tables(path))")
+        if impl not in IMPLS:
+            raise ValueError(f"impl={impl!r}: use one of {IMPLS}")
+        quant.check_acc_bits(acc_bits)
         exported = exported if exported is not None else export_tables(model)
         self.exported = exported
         self.stats = EngineStats() if count_overflows else None
         self.model = copy.deepcopy(model).eval()
-        names = [n for n, _ in lut_layers(self.model)]
+        found = list(lut_layers(self.model))
+        names = [n for n, _ in found]
         missing = [n for n in names if n not in exported.layers]
         extra = [n for n in exported.layers if n not in names]
         if missing or extra:
             raise ValueError(f"exported tables do not match the model: missing {missing}, unexpected {extra}")
-        for n in names:
-            parent_name, _, attr = n.rpartition(".")
-            parent = self.model.get_submodule(parent_name) if parent_name else self.model
-            setattr(parent, attr, EngineLayer(exported[n], acc_bits, impl, self.stats))
+        problems = [f"layer {n!r}: {p}" for n, m in found for p in layer_mismatches(exported[n], m)]
+        if problems:
+            raise ValueError("exported tables do not match the model's LUT layers (tables of another model or "
+                             "another conversion?): " + "; ".join(problems)
+                             + "; export the tables from this model (export_tables(model)) or load the file "
+                             "written for it")
+        # a module reachable under several names (``self.b = self.a``) is replaced under every one of them
+        every_name = {}
+        for n, m in self.model.named_modules(remove_duplicate=False):
+            every_name.setdefault(id(m), []).append(n)
+        for n, m in found:
+            eng = EngineLayer(exported[n], acc_bits, impl, self.stats, weight=getattr(m, "weight", None))
+            for alias in every_name.get(id(m), [n]):
+                parent_name, _, attr = alias.rpartition(".")
+                parent = self.model.get_submodule(parent_name) if parent_name else self.model
+                setattr(parent, attr, eng)
 
     @torch.no_grad()
     def forward(self, *args, **kwargs):

@@ -2,13 +2,16 @@
 
 Public API
 ----------
-LUTDLAConfig, SystolicConfig               frozen, self-validating hardware configs
+LUTDLAConfig, SystolicConfig               frozen, self-validating hardware configs (every field type- and
+                                           range-checked; a wrong type raises ConfigTypeError, a TypeError
+                                           that is also a ValueError)
 GemmWorkload, extract_workloads(model, x)  every Linear/Conv2d as a GEMM M x K x N (im2col)
 read_scalesim_topology / write_scalesim_topology   SCALE-Sim topology CSVs (GEMM or conv)
 simulate_layer(work, cfg, engine="fast"|"reference") -> record dict
-simulate_network(workloads, cfg) -> (DataFrame one row per layer, totals dict)
+simulate_network(workloads, cfg) -> (DataFrame one row per layer, totals dict); [] -> no rows, zero totals
 simulate_dense_layer / simulate_dense_network / systolic_cycles   WS/OS/IS arrays, SCALE-Sim 3.0.0 cycles
-simulate_layer_functional(exported_layer, x, cfg)   bit-exact CCM -> FIFO -> IMM output
+simulate_layer_functional(exported_layer, x, cfg)   bit-exact CCM -> FIFO -> IMM output (cfg must match the
+                                           layer's c, v, metric and table_bits; acc_bits follows cfg)
 loop_order_traffic, table_swap_timeline   dataflow analyses for notebook 04 (their plots: lutnb.nb.plots)
 scalesim_compat.run_scalesim               the cross-check against a real SCALE-Sim 3.0.0 install (optional)
 
@@ -25,7 +28,7 @@ per operand op in (indices, tables, activations, outputs, codebooks): {op}_bits 
 sram_{op}_words, sram_{op}_bytes, dram_{op}_words, dram_{op}_bytes; sram_bytes, dram_bytes.
 Dense records use operands activations, weights, outputs with the same field pattern.
 """
-from .config import DATAFLOWS, METRICS, LUTDLAConfig, SystolicConfig
+from .config import DATAFLOWS, METRICS, ConfigTypeError, LUTDLAConfig, SystolicConfig
 from .dataflow import loop_order_traffic, table_swap_timeline
 from .dense import simulate_dense_layer, simulate_dense_network, systolic_cycles, systolic_sram_accesses
 from .functional import simulate_layer_functional
@@ -40,7 +43,7 @@ from .workloads import (
 
 __all__ = [
     "DATAFLOWS", "ENGINES", "METRICS", "OPERANDS", "STALL_CAUSES", "TIMING_FIELDS",
-    "GemmWorkload", "LUTDLAConfig", "SystolicConfig", "extract_workloads",
+    "ConfigTypeError", "GemmWorkload", "LUTDLAConfig", "SystolicConfig", "extract_workloads",
     "loop_order_traffic", "read_scalesim_topology", "simulate_dense_layer", "simulate_dense_network",
     "simulate_layer", "simulate_layer_functional", "simulate_network", "systolic_cycles",
     "systolic_sram_accesses", "table_swap_timeline", "workloads_frame", "write_scalesim_topology",

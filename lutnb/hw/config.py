@@ -5,11 +5,20 @@ Every number here is an [ours] modelling choice (see docs/paper.md), not a value
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 
-from ..kernels.common import METRICS  # noqa: F401  (defined once for kernels, layers and hardware)
+import numpy as np
+
+from ..kernels.common import ACC_BITS_RANGE, METRICS  # METRICS: defined once for kernels, layers and hardware
 
 DATAFLOWS = ("ws", "os", "is")
+
+
+class ConfigTypeError(TypeError, ValueError):
+    """A config field of the wrong type (a str, bool or float where a number or an integer is needed).
+
+    A TypeError, and a ValueError too, so code that catches either (as the DSE does) keeps working."""
 
 
 def _check(ok: bool, cls: str, field: str, value, why: str, fix: str) -> None:
@@ -17,9 +26,48 @@ def _check(ok: bool, cls: str, field: str, value, why: str, fix: str) -> None:
         raise ValueError(f"{cls}.{field}={value!r}: {why}; {fix}")
 
 
-def _positive_int(cls: str, name: str, value, fix: str = "use an integer >= 1") -> None:
-    _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, cls, name, value,
-           "must be a positive integer", fix)
+def _type_error(cls: str, field: str, value, want: str, fix: str):
+    return ConfigTypeError(f"{cls}.{field}={value!r}: must be {want}, not {type(value).__name__}; {fix}")
+
+
+def _integer(obj, cls: str, name: str, lo: int | None = 1, hi: int | None = None, fix: str = "") -> int:
+    """Check (and normalise numpy integers to int) an integer field in [lo, hi]; bools and floats refused."""
+    value = getattr(obj, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        hint = f"use {int(value)}" if isinstance(value, float) and value.is_integer() else ""
+        raise _type_error(cls, name, value, "an integer", hint or fix or f"use an integer >= {lo}")
+    value = int(value)
+    _check((lo is None or value >= lo) and (hi is None or value <= hi), cls, name, value,
+           "must be a positive integer" if (lo, hi) == (1, None)
+           else f"must be an integer >= {lo}" if hi is None else f"must be an integer from {lo} to {hi}",
+           fix or f"use an integer >= {lo}")
+    object.__setattr__(obj, name, value)
+    return value
+
+
+def _positive_number(obj, cls: str, name: str, fix: str) -> None:
+    """A finite number > 0 (int or float; numpy scalars become Python numbers); bools and strings refused."""
+    value = getattr(obj, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise _type_error(cls, name, value, "a number", fix)
+    if isinstance(value, np.generic):
+        value = value.item()
+        object.__setattr__(obj, name, value)
+    _check(math.isfinite(value) and value > 0, cls, name, value, "must be a finite number > 0", fix)
+
+
+def _choice(obj, cls: str, name: str, options: tuple, what: str) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, str):
+        raise _type_error(cls, name, value, f"a string, one of {options}", f"use one of {options}")
+    _check(value in options, cls, name, value, f"unknown {what}", f"use one of {options}")
+
+
+def _flag(obj, cls: str, name: str) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, (bool, np.bool_)):
+        raise _type_error(cls, name, value, "True or False", "use True or False")
+    object.__setattr__(obj, name, bool(value))
 
 
 @dataclass(frozen=True)
@@ -51,23 +99,24 @@ class LUTDLAConfig:
     m_tile: int | None = None
 
     def __post_init__(self):
+        """Every field type-checked and range-checked, in the ranges the simulator, the functional model and
+        the integer engine support (numpy integers and floats are accepted and stored as Python numbers)."""
         n = type(self).__name__
-        for f in ("ccus", "c", "v", "fifo_depth", "lanes", "table_tile", "table_buffer_bytes", "sram_banks"):
-            _positive_int(n, f, getattr(self, f))
-        _check(self.c >= 2, n, "c", self.c, "a codebook needs at least 2 centroids",
-               "use c >= 2 (16 is usual)")
-        _check(self.metric in METRICS, n, "metric", self.metric, "unknown distance metric",
-               f"use one of {METRICS}")
-        _check(isinstance(self.table_bits, int) and 4 <= self.table_bits <= 16, n, "table_bits",
-               self.table_bits, "tables are 4..16-bit integers", "use 4 <= table_bits <= 16")
-        _check(isinstance(self.acc_bits, int) and self.table_bits <= self.acc_bits <= 64, n, "acc_bits",
-               self.acc_bits, f"accumulators need table_bits={self.table_bits} to 64 bits",
-               "use e.g. 32")
-        _check(isinstance(self.activation_bits, int) and 1 <= self.activation_bits <= 32, n,
-               "activation_bits", self.activation_bits, "out of range", "use 1..32 (8 or 16 are usual)")
-        _check(self.clock_mhz > 0, n, "clock_mhz", self.clock_mhz, "must be positive", "use e.g. 500")
-        _check(self.offchip_bytes_per_cycle > 0, n, "offchip_bytes_per_cycle", self.offchip_bytes_per_cycle,
-               "must be positive", "use e.g. 16")
+        for f in ("ccus", "v", "fifo_depth", "lanes", "table_tile", "table_buffer_bytes", "sram_banks"):
+            _integer(self, n, f)
+        _integer(self, n, "c", 2, fix="use c >= 2 (a codebook needs at least 2 centroids; 16 is usual)")
+        _choice(self, n, "metric", METRICS, "distance metric")
+        _integer(self, n, "table_bits", 4, 16, "tables are 4..16-bit integers: use 4 <= table_bits <= 16")
+        lo = max(self.table_bits, ACC_BITS_RANGE[0])
+        _integer(self, n, "acc_bits", lo, ACC_BITS_RANGE[1],
+                 f"accumulators need at least table_bits={self.table_bits} and {ACC_BITS_RANGE[0]} bits (the "
+                 f"integer engine's range is {ACC_BITS_RANGE[0]}..{ACC_BITS_RANGE[1]}): use e.g. 32")
+        _integer(self, n, "activation_bits", 1, 32, "use 1..32 (8 or 16 are usual)")
+        _positive_number(self, n, "clock_mhz", "use e.g. 500")
+        _positive_number(self, n, "offchip_bytes_per_cycle", "use e.g. 16")
+        _flag(self, n, "double_buffer")
+        if self.m_tile is not None:
+            _integer(self, n, "m_tile", fix="use a positive integer, or None for all M rows")
         need = self.ccus + self.lanes
         _check(self.fifo_depth >= need, n, "fifo_depth", self.fifo_depth,
                f"the index FIFO must hold one CCM group and one IMM group (ccus + lanes = {need}) "
@@ -77,8 +126,6 @@ class LUTDLAConfig:
         _check(self.table_buffer_bytes >= bufs * tile_bytes, n, "table_buffer_bytes", self.table_buffer_bytes,
                f"too small for {bufs} table tile(s) of c x table_tile x table_bits = {tile_bytes} bytes",
                f"use table_buffer_bytes >= {bufs * tile_bytes} or a smaller table_tile")
-        if self.m_tile is not None:
-            _positive_int(n, "m_tile", self.m_tile, "use a positive integer, or None for all M rows")
 
     @property
     def index_bits(self) -> int:
@@ -117,12 +164,10 @@ class SystolicConfig:
     def __post_init__(self):
         n = type(self).__name__
         for f in ("rows", "cols", "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "word_bytes"):
-            _positive_int(n, f, getattr(self, f))
-        _check(self.dataflow in DATAFLOWS, n, "dataflow", self.dataflow, "unknown dataflow",
-               f"use one of {DATAFLOWS}")
-        _check(self.offchip_bytes_per_cycle > 0, n, "offchip_bytes_per_cycle", self.offchip_bytes_per_cycle,
-               "must be positive", "use e.g. 10")
-        _check(self.clock_mhz > 0, n, "clock_mhz", self.clock_mhz, "must be positive", "use e.g. 500")
+            _integer(self, n, f)
+        _choice(self, n, "dataflow", DATAFLOWS, "dataflow")
+        _positive_number(self, n, "offchip_bytes_per_cycle", "use e.g. 10")
+        _positive_number(self, n, "clock_mhz", "use e.g. 500")
 
     def replace(self, **kw) -> SystolicConfig:
         return replace(self, **kw)

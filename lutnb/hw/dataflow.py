@@ -10,6 +10,13 @@ from .lut_sim import plan_layer, simulate_plan
 from .workloads import GemmWorkload
 
 
+def _check(work, cfg) -> None:
+    if not isinstance(work, GemmWorkload):
+        raise TypeError(f"work must be a GemmWorkload, not {type(work).__name__}")
+    if not isinstance(cfg, LUTDLAConfig):
+        raise TypeError(f"cfg must be a LUTDLAConfig, not {type(cfg).__name__}")
+
+
 def loop_order_traffic(work: GemmWorkload, cfg: LUTDLAConfig, row_tile: int = 256) -> pd.DataFrame:
     """Memory traffic and table reloads of one layer under four loop orders (closed form, [ours]).
 
@@ -19,6 +26,9 @@ def loop_order_traffic(work: GemmWorkload, cfg: LUTDLAConfig, row_tile: int = 25
     sub-space: accumulators stay, tables reload per row tile. IS (index-stationary): for row tile, for
     sub-space, for column tile: indices stay, tables reload per row tile, all N accumulators live.
     """
+    _check(work, cfg)
+    if isinstance(row_tile, bool) or not isinstance(row_tile, int) or row_tile < 1:
+        raise ValueError(f"row_tile={row_tile!r}: must be an integer >= 1 (rows per row tile)")
     M, K, N, c, b = work.M, work.K, work.N, cfg.c, cfg.table_bits
     S, n_tiles = math.ceil(K / cfg.v), math.ceil(N / cfg.table_tile)
     m_tiles = math.ceil(M / min(row_tile, M))
@@ -44,6 +54,7 @@ def loop_order_traffic(work: GemmWorkload, cfg: LUTDLAConfig, row_tile: int = 25
 
 def table_swap_timeline(work: GemmWorkload, cfg: LUTDLAConfig) -> tuple[pd.DataFrame, dict]:
     """Per table tile: DMA start/end and IMM start/end cycles (fast engine), plus the layer's timing."""
+    _check(work, cfg)
     trace: list = []
     plan = plan_layer(work, cfg, None, 0)
     timing = simulate_plan(plan, cfg, trace)

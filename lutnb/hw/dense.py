@@ -20,6 +20,20 @@ from .config import SystolicConfig
 from .workloads import GemmWorkload
 
 OPERANDS_DENSE = ("activations", "weights", "outputs")
+DENSE_RECORD_FIELDS = ("layer", "M", "K", "N", "dataflow", "total_cycles", "compute_cycles", "stall_cycles", "folds",
+                       "macs", "utilization", "latency_us",
+                       *(f"{pre}{op}_{post}" for op in OPERANDS_DENSE
+                         for pre, post in (("", "bits"), ("sram_", "words"), ("sram_", "bytes"), ("dram_", "words"),
+                                           ("dram_", "bytes"))),
+                       "dram_bytes", "sram_bytes")
+
+
+def _check_dense_inputs(work, cfg) -> None:
+    if not isinstance(cfg, SystolicConfig):
+        raise TypeError(f"cfg={cfg!r}: must be a SystolicConfig")
+    if work is not None and not isinstance(work, GemmWorkload):
+        raise TypeError(f"workload {work!r}: must be a GemmWorkload (see lutnb.hw.extract_workloads), "
+                        f"not {type(work).__name__}")
 
 
 def systolic_cycles(M: int, K: int, N: int, rows: int, cols: int, dataflow: str) -> dict:
@@ -56,6 +70,7 @@ def systolic_sram_accesses(M: int, K: int, N: int, rows: int, cols: int, dataflo
 
 def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
     """One layer on a systolic array: cycles, traffic per operand (words and bytes), utilization."""
+    _check_dense_inputs(work, cfg)
     cyc = systolic_cycles(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
     sram = systolic_sram_accesses(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
     out_dram = work.M * work.N if cfg.dataflow == "os" else sram["outputs"]
@@ -78,12 +93,20 @@ def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
 
 
 def simulate_dense_network(workloads: list[GemmWorkload], cfg: SystolicConfig):
-    """Every layer on the array: (DataFrame one row per layer, totals dict)."""
+    """Every layer on the array: (DataFrame one row per layer, totals dict).
+
+    An empty list is a valid, empty network: no rows, totals of zero (utilization 0.0), as `simulate_network`.
+    """
     import pandas as pd
 
-    df = pd.DataFrame([simulate_dense_layer(w, cfg) for w in workloads])
+    _check_dense_inputs(None, cfg)
+    if isinstance(workloads, (GemmWorkload, str, bytes)) or not hasattr(workloads, "__iter__"):
+        raise TypeError(f"workloads must be a list of GemmWorkload, not {type(workloads).__name__}; "
+                        "wrap a single layer in a list")
+    df = pd.DataFrame([simulate_dense_layer(w, cfg) for w in workloads], columns=list(DENSE_RECORD_FIELDS))
     totals = {k: int(df[k].sum()) for k in df.columns if k.endswith(("_cycles", "_words", "_bytes"))}
     totals["macs"] = int(df["macs"].sum())
-    totals["utilization"] = totals["macs"] / (totals["total_cycles"] * cfg.rows * cfg.cols)
-    totals["latency_ms"] = totals["total_cycles"] / cfg.clock_mhz / 1e3
+    cycles = totals["total_cycles"]
+    totals["utilization"] = totals["macs"] / (cycles * cfg.rows * cfg.cols) if cycles else 0.0
+    totals["latency_ms"] = cycles / cfg.clock_mhz / 1e3
     return df, totals

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..deploy import engine
+from ..kernels.common import check_acc_bits
 from ..vq.functional import conv_output_size
 from .config import LUTDLAConfig
 
@@ -71,12 +72,42 @@ def imm_accumulate(idx: np.ndarray, table_q: np.ndarray, cfg: LUTDLAConfig, m_ti
     return acc
 
 
+_FROM_CONFIG = "config"
+
+
+def check_config_matches_layer(cfg: LUTDLAConfig, layer) -> None:
+    """Refuse a config whose codebook geometry, metric or table width disagrees with the exported layer."""
+    if not isinstance(cfg, LUTDLAConfig):
+        raise TypeError(f"cfg={cfg!r}: must be a LUTDLAConfig (or None to build one from the layer)")
+    bad = [f"{f}={getattr(cfg, f)!r} but the layer has {f}={getattr(layer, f)!r}"
+           for f in ("c", "v", "metric", "table_bits") if getattr(cfg, f) != getattr(layer, f)]
+    if bad:
+        raise ValueError(f"LUTDLAConfig disagrees with layer {layer.name!r}: {'; '.join(bad)}. Build the config "
+                         "from the layer: LUTDLAConfig(c=layer.c, v=layer.v, metric=layer.metric, "
+                         "table_bits=layer.table_bits, ...), or pass cfg=None")
+
+
 def simulate_layer_functional(layer, x: torch.Tensor, cfg: LUTDLAConfig | None = None,
-                              acc_bits: int | None = 32) -> dict:
-    """Run an `ExportedLayer` on input x through CCM -> FIFO -> IMM; returns indices, accumulators, output."""
-    cfg = cfg or LUTDLAConfig(c=layer.c, v=layer.v, metric=layer.metric, table_bits=layer.table_bits)
-    if (cfg.c, cfg.v) != (layer.c, layer.v):
-        raise ValueError(f"config c={cfg.c}, v={cfg.v} but layer {layer.name} has c={layer.c}, v={layer.v}")
+                              acc_bits: int | None | str = _FROM_CONFIG) -> dict:
+    """Run an `ExportedLayer` on input x through CCM -> FIFO -> IMM; returns indices, accumulators, output.
+
+    `cfg` must agree with the layer on c, v, metric and table_bits (None: built from the layer).
+    `acc_bits`: the accumulator width, by default the config's (`cfg.acc_bits`, 32 unless set); None for
+    unbounded accumulators (no wrap-around); an explicit width must equal the `cfg.acc_bits` of a given cfg.
+    """
+    given = cfg is not None
+    if cfg is None:
+        cfg = LUTDLAConfig(c=layer.c, v=layer.v, metric=layer.metric, table_bits=layer.table_bits)
+    check_config_matches_layer(cfg, layer)
+    if isinstance(acc_bits, str) and acc_bits == _FROM_CONFIG:
+        acc_bits = cfg.acc_bits
+    else:
+        check_acc_bits(acc_bits)
+        if given and acc_bits is not None and acc_bits != cfg.acc_bits:
+            raise ValueError(f"acc_bits={acc_bits} but cfg.acc_bits={cfg.acc_bits}: the two disagree; leave "
+                             "acc_bits out (it follows the config), or set it in the config")
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, not {type(x).__name__}")
     rows = engine.im2col(x, layer).float()
     idx = engine.encode_rows(rows, layer).cpu().numpy()            # CCM: nearest centroid per sub-vector
     M = idx.shape[0]

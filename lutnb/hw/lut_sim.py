@@ -33,6 +33,29 @@ STALL_CAUSES = ("fifo_full", "fifo_empty", "offchip_bw", "bank_conflict")
 TIMING_FIELDS = ("total_cycles", "ccm_cycles", "imm_cycles", "table_load_cycles", "fill_cycles",
                  "stall_fifo_full", "stall_fifo_empty", "stall_offchip_bw", "stall_bank_conflict")
 ENGINES = ("fast", "reference")
+RECORD_FIELDS = ("layer", "M", "K", "N", "S", "m_tiles", "n_tiles", *TIMING_FIELDS, "stall_cycles", "table_loads",
+                 "lookups", "lookup_adds", "distance_ops", "utilization", "ccm_utilization", "latency_us",
+                 *(f"{pre}{op}_{post}" for op in OPERANDS
+                   for pre, post in (("", "bits"), ("sram_", "words"), ("sram_", "bytes"), ("dram_", "words"),
+                                     ("dram_", "bytes"))),
+                 "sram_bytes", "dram_bytes")
+
+
+def _check_inputs(cfg, engine: str, seed) -> LUTDLAConfig:
+    cfg = LUTDLAConfig() if cfg is None else cfg
+    if not isinstance(cfg, LUTDLAConfig):
+        raise TypeError(f"cfg={cfg!r}: must be a LUTDLAConfig (or None for the defaults)")
+    if engine not in ENGINES:
+        raise ValueError(f"engine={engine!r}: use one of {ENGINES}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed={seed!r}: must be an integer")
+    return cfg
+
+
+def _check_work(work) -> None:
+    if not isinstance(work, GemmWorkload):
+        raise TypeError(f"workload {work!r}: must be a GemmWorkload (see lutnb.hw.extract_workloads), "
+                        f"not {type(work).__name__}")
 
 
 @dataclass
@@ -88,8 +111,15 @@ def plan_layer(work: GemmWorkload, cfg: LUTDLAConfig, indices: np.ndarray | None
     need_idx = cfg.sram_banks < cfg.c
     if need_idx and indices is None:
         indices = layer_indices(work, cfg, seed)
-    if indices is not None and indices.shape != (M, S):
-        raise ValueError(f"indices shape {indices.shape}: expected (M, S) = ({M}, {S})")
+    if indices is not None:
+        indices = np.asarray(indices)
+        if indices.shape != (M, S):
+            raise ValueError(f"indices shape {indices.shape}: expected (M, S) = ({M}, {S})")
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"indices dtype {indices.dtype}: must be integer centroid indices in [0, c={cfg.c})")
+        if indices.size and (indices.min() < 0 or indices.max() >= cfg.c):
+            raise ValueError(f"indices span [{indices.min()}, {indices.max()}]: centroid indices must lie in "
+                             f"[0, c={cfg.c}) for layer {work.name!r}")
     for mt in range(m_tiles):
         rows = min(Tm, M - mt * Tm)
         group_sizes.setdefault(rows, _group_sizes(rows, cfg.lanes))
@@ -269,9 +299,8 @@ def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: 
     `indices` (M, S) are only needed when `cfg.sram_banks < cfg.c` (bank conflicts depend on the data);
     without them uniform random indices drawn from `seed` are used.
     """
-    cfg = cfg or LUTDLAConfig()
-    if engine not in ENGINES:
-        raise ValueError(f"engine={engine!r}: use one of {ENGINES}")
+    cfg = _check_inputs(cfg, engine, seed)
+    _check_work(work)
     plan = plan_layer(work, cfg, indices, seed)
     timing = (simulate_plan if engine == "fast" else _simulate_reference)(plan, cfg)
     total = timing["total_cycles"]
@@ -298,14 +327,27 @@ def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: 
 
 def simulate_network(workloads: list[GemmWorkload], cfg: LUTDLAConfig | None = None, engine: str = "fast",
                      seed: int = 0):
-    """Every layer: (pandas DataFrame, one row per layer; totals dict summed over layers)."""
+    """Every layer: (pandas DataFrame, one row per layer; totals dict summed over layers).
+
+    An empty list is a valid, empty network: a DataFrame with no rows (the record columns) and totals of
+    zero (utilization 0.0, latency 0.0), so a workload whose layers all stay dense simulates to nothing.
+    """
     import pandas as pd
 
-    cfg = cfg or LUTDLAConfig()
-    df = pd.DataFrame([simulate_layer(w, cfg, engine=engine, seed=seed) for w in workloads])
+    cfg = _check_inputs(cfg, engine, seed)
+    if isinstance(workloads, GemmWorkload) or isinstance(workloads, (str, bytes)) or \
+            not hasattr(workloads, "__iter__"):
+        raise TypeError(f"workloads must be a list of GemmWorkload, not {type(workloads).__name__}; "
+                        "wrap a single layer in a list")
+    workloads = list(workloads)
+    for w in workloads:
+        _check_work(w)
+    df = pd.DataFrame([simulate_layer(w, cfg, engine=engine, seed=seed) for w in workloads],
+                      columns=list(RECORD_FIELDS))
     summed = [k for k in df.columns if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith("stall_")
               or k in ("table_loads", "lookups", "lookup_adds", "distance_ops")]
     totals = {k: int(df[k].sum()) for k in summed}
-    totals["utilization"] = totals["lookups"] / (cfg.lanes * totals["total_cycles"])
-    totals["latency_ms"] = totals["total_cycles"] / cfg.clock_mhz / 1e3
+    cycles = totals["total_cycles"]
+    totals["utilization"] = totals["lookups"] / (cfg.lanes * cycles) if cycles else 0.0
+    totals["latency_ms"] = cycles / cfg.clock_mhz / 1e3
     return df, totals

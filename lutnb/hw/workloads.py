@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -36,10 +37,13 @@ class GemmWorkload:
     batch: int = 1
 
     def __post_init__(self):
+        if not isinstance(self.name, str):
+            raise TypeError(f"GemmWorkload.name={self.name!r}: must be a string (the layer's name)")
         for f in ("M", "K", "N"):
             val = getattr(self, f)
-            if not isinstance(val, int) or val < 1:
+            if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, np.integer)) or val < 1:
                 raise ValueError(f"GemmWorkload.{f}={val!r} (layer {self.name!r}): must be an integer >= 1")
+            object.__setattr__(self, f, int(val))     # numpy integers are stored as Python ints
 
     @property
     def macs(self) -> int:
@@ -77,7 +81,11 @@ def extract_workloads(model: nn.Module, example_input,
     (any module with `in_features`/`out_features` and a Linear-like forward) are matched by type; pass
     `types` to add others. Layers called several times appear once per call (`name#2`, ...).
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, not {type(model).__name__}")
     if isinstance(example_input, (tuple, list)) and all(isinstance(d, int) for d in example_input):
+        if not example_input or any(d < 1 for d in example_input):
+            raise ValueError(f"example_input shape {tuple(example_input)}: every size must be >= 1")
         example_input = torch.zeros(*example_input)
     out: list[GemmWorkload] = []
     seen: dict[str, int] = {}
@@ -137,18 +145,34 @@ def write_scalesim_topology(workloads: list[GemmWorkload], path: str | Path, mod
 
 def read_scalesim_topology(path: str | Path, mode: str | None = None) -> list[GemmWorkload]:
     """Read a SCALE-Sim topology CSV (GEMM `Layer, M, N, K` or conv); `mode` None guesses from the header."""
+    if mode not in (None, "gemm", "conv"):
+        raise ValueError(f"mode={mode!r}: use 'gemm', 'conv' or None (guess from the header)")
     rows = [r for r in csv.reader(Path(path).read_text().splitlines()) if any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"SCALE-Sim topology {path}: empty file (expected a header, then one layer per line)")
     header, body = rows[0], rows[1:]
     cells = [[c.strip() for c in r if c.strip() != ""] for r in body]
     if mode is None:
         mode = "gemm" if len([c for c in header if c.strip()]) <= 5 else "conv"
+    need = 4 if mode == "gemm" else 8
+    what = "name, M, N, K" if mode == "gemm" else "name, IFMAP H, W, filter H, W, channels, filters, stride"
     out = []
-    for r in cells:
+    for line, r in enumerate(cells, start=2):
+        try:
+            if len(r) < need:
+                raise ValueError(f"{len(r)} cells, expected {need}")
+            nums = [int(x) for x in r[1:need]]
+        except ValueError as err:
+            raise ValueError(f"SCALE-Sim topology {path}, layer line {line}: {err} ({mode} rows are "
+                             f"'{what}', the numbers integers)") from None
         if mode == "gemm":
-            name, m, n, k = r[0], int(r[1]), int(r[2]), int(r[3])
+            name, (m, n, k) = r[0], nums
             out.append(GemmWorkload(name=name, kind="gemm", M=m, K=k, N=n))
             continue
-        name, ih, iw, fh, fw, ch, nf, st = r[0], *[int(x) for x in r[1:8]]
+        name, (ih, iw, fh, fw, ch, nf, st) = r[0], nums
+        if min(nums) < 1 or fh > ih or fw > iw:
+            raise ValueError(f"SCALE-Sim topology {path}, layer line {line}: sizes must be >= 1 and the filter "
+                             f"({fh}x{fw}) no larger than the (padded) input ({ih}x{iw})")
         oh = math.ceil((ih - fh + st) / st)  # SCALE-Sim's formula (no padding: sizes are padded already)
         ow = math.ceil((iw - fw + st) / st)
         out.append(GemmWorkload(name=name, kind="conv2d", M=oh * ow, K=fh * fw * ch, N=nf, in_h=ih, in_w=iw,

@@ -106,7 +106,7 @@ def quant_lookup(idx: torch.Tensor, tq: torch.Tensor, scale: torch.Tensor, bias:
     compiled.pack_int8(tq.numpy(), lib, packed)
     wrap_bits = acc_bits if acc_bits is not None and acc_bits < 32 else 0
     y = compiled.lookup(idx.numpy(), packed["tq8"], wrap_bits, t4=packed["t4"], scale=scale.numpy(),
-                        bias=None if bias is None else bias.detach().numpy(), lib=lib)
+                        bias=None if bias is None else bias.detach().float().numpy(), lib=lib)  # any float dtype
     return torch.from_numpy(y)
 
 

@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from ..kernels.common import check_metric
 from .distances import encode, pairwise_distance
-from .layers import LUTLayer, lut_layers
+from .layers import LUTLayer, check_int, lut_layers
 
 
 def _batched_distance(x: torch.Tensor, cent: torch.Tensor, metric: str) -> torch.Tensor:
@@ -28,6 +28,11 @@ def kmeans(x: torch.Tensor, k: int, metric: str = "l2", iters: int = 25, seed: i
            tol: float = 1e-6, seed_rows: int = 2048, median_iters: int = 5) -> torch.Tensor:
     """Batched k-means: x (S, n, v) -> centroids (S, k, v). Deterministic for a given seed."""
     metric = check_metric(metric)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() not in (2, 3):
+        raise TypeError("kmeans: x must be a floating-point tensor (S, n, v) or (n, v); got "
+                        + (f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__))
+    k = check_int(k, "k", 1, " (the number of centroids)")
+    iters = check_int(iters, "iters", 0, " (Lloyd iterations; 0 keeps the k-means++ seeding)")
     if x.dim() == 2:
         return kmeans(x.unsqueeze(0), k, metric, iters, seed, tol, seed_rows, median_iters)[0]
     S, n, v = x.shape
@@ -103,8 +108,8 @@ def cluster_median(x: torch.Tensor, assign: torch.Tensor, k: int, cent: torch.Te
 
 
 class _Collector:
-    def __init__(self, layer: LUTLayer, max_rows: int, seed: int):
-        self.layer, self.max_rows = layer, max_rows
+    def __init__(self, name: str, layer: LUTLayer, max_rows: int, seed: int):
+        self.name, self.layer, self.max_rows = name, layer, max_rows
         self.rows: list[torch.Tensor] = []
         self.n = 0
         self.g = torch.Generator().manual_seed(seed)
@@ -112,6 +117,11 @@ class _Collector:
     def __call__(self, module, inputs, output):
         with torch.no_grad():
             r = module.rows_of(inputs[0].detach())
+            finite = torch.isfinite(r).all(1)
+            if not bool(finite.all()):
+                raise ValueError(f"calibrate: layer {self.name!r} received {int((~finite).sum())} input rows with "
+                                 "NaN or inf values; k-means needs finite inputs: clean the batches (or the "
+                                 "model producing this layer's input), or leave the layer out with layers=[...]")
             budget = self.max_rows * 4  # keep a pool, subsample at the end
             if self.n >= budget:
                 return
@@ -130,10 +140,17 @@ class _Collector:
 
 
 def _batches(batches: Iterable, max_batches: int | None):
+    if isinstance(batches, (torch.Tensor, dict)):  # one batch given bare: documented, taken as [batches]
+        batches = [batches]
+    elif isinstance(batches, (str, bytes)) or not hasattr(batches, "__iter__"):
+        raise TypeError(f"calibrate: batches must be an iterable of inputs (tensors, (x, y) pairs or dicts of model "
+                        f"kwargs), or one tensor/dict; got {type(batches).__name__}")
     for i, b in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
         if isinstance(b, (list, tuple)):
+            if not b:
+                raise ValueError(f"calibrate: batch {i} is an empty {type(b).__name__}; give (x, y) pairs or x")
             b = b[0]
         elif isinstance(b, dict):
             yield b
@@ -148,12 +165,38 @@ def calibrate(model: nn.Module, batches: Iterable, *, max_rows: int = 8192, iter
     """Initialise every LUT layer's codebooks by k-means on its inputs; returns per-layer stats.
 
     batches: an iterable of inputs (tensors, (x, y) tuples, or dicts of model kwargs, e.g. a tokenizer's
-    output). Inputs are collected in "exact" mode (``sequential=False``) or layer by layer, feeding each
-    layer the output of the already-quantized layers before it (``sequential=True``).
+    output). A single tensor or dict given bare is taken as one batch (``calibrate(m, x)`` is
+    ``calibrate(m, [x])``). Inputs are collected in "exact" mode (``sequential=False``) or layer by layer,
+    feeding each layer the output of the already-quantized layers before it (``sequential=True``).
+
+    layers: names of the LUT layers to calibrate (default all; one name may be given as a string).
+    max_rows >= 1 rows per layer are sampled; iters >= 0 Lloyd iterations (0: k-means++ seeding only).
+    Rows with NaN or inf are refused (ValueError naming the layer); so is a layer no batch reaches.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"calibrate: model must be a torch.nn.Module (a converted model); got {type(model).__name__}")
+    max_rows = check_int(max_rows, "max_rows", 1, " (rows sampled per layer for k-means; default 8192)")
+    iters = check_int(iters, "iters", 0, " (Lloyd iterations of k-means; default 25)")
+    seed = check_int(seed, "seed", 0)
+    if max_batches is not None:
+        max_batches = check_int(max_batches, "max_batches", 1, " (or None for every batch)")
+    every = [n for n, _ in lut_layers(model)]
+    if not every:
+        floats = sorted({type(m).__name__ for m in model.modules() if type(m).__name__ in ("Linear", "Conv2d",
+                                                                                           "Conv1D")})
+        raise ValueError("calibrate found no LUT layers: convert the model first (lutnb.convert)"
+                         + (f"; the model holds float {', '.join(floats)} layers" if floats else ""))
+    if layers is not None:
+        if isinstance(layers, str):
+            layers = [layers]
+        layers = list(layers)
+        unknown = [n for n in layers if n not in every]
+        if unknown:
+            raise ValueError(f"calibrate: layers={unknown!r} names no LUT layer of the model; valid names: {every}")
     targets = [(n, m) for n, m in lut_layers(model) if layers is None or n in set(layers)]
     if not targets:
-        raise ValueError("calibrate found no LUT layers: convert the model first (lutnb.convert)")
+        raise ValueError("calibrate: layers=[] selects no LUT layer; give names from "
+                         f"{every} or layers=None for all")
     batches = list(_batches(batches, max_batches))
     if not batches:
         raise ValueError("calibrate got no batches: pass an iterable of input tensors or (x, y) pairs")
@@ -176,7 +219,7 @@ def calibrate(model: nn.Module, batches: Iterable, *, max_rows: int = 8192, iter
             else:
                 for n, m in lut_layers(model):  # earlier layers already calibrated run as LUTs
                     m.mode = modes[n] if bool(m.calibrated) else "exact"
-            cols = {n: _Collector(m, max_rows, seed) for n, m in group}
+            cols = {n: _Collector(n, m, max_rows, seed) for n, m in group}
             hooks = [m.register_forward_hook(cols[n]) for n, m in group]
             try:
                 for b in batches:
@@ -185,6 +228,10 @@ def calibrate(model: nn.Module, batches: Iterable, *, max_rows: int = 8192, iter
                 for h in hooks:
                     h.remove()
             for i, (n, m) in enumerate(group):
+                if not cols[n].rows:
+                    raise ValueError(f"calibrate: layer {n!r} received no input from the {len(batches)} batches "
+                                     "(it is not on the forward path of these inputs); leave it out with "
+                                     "layers=[...] or pass batches that reach it")
                 x = m.split(cols[n].sample()).transpose(0, 1).contiguous()  # (S, n, v)
                 cb = kmeans(x.to(m.codebooks.device), m.c, m.metric, iters=iters, seed=seed + i)
                 m.codebooks.data.copy_(cb.to(m.codebooks.dtype))

@@ -1,14 +1,40 @@
-"""`convert(model, v, c, metric, skip, overrides)`: a copy of any nn.Module with LUT layers."""
+"""`convert(model, v, c, metric, skip, overrides)`: a copy of any nn.Module with LUT layers.
+
+Documented choices (issue 17):
+
+- Aliases: a module reachable under several names (``self.b = self.a``) is converted once and the same LUT
+  layer is put under every name; the summary lists it once, with its other names (``aliases``).
+- Tied weights: two layers that share one weight (or bias) Parameter keep sharing it: the LUT layers hold the
+  very same Parameter (so ``lm_head`` stays tied to ``wte``, and to a float layer that is skipped). The
+  summary's note names the partners. A transformers ``Conv1D`` whose weight is tied is refused (ValueError):
+  its LUT layer needs the transposed weight, which cannot stay tied.
+- transformers' ``Conv1D`` (GPT-2; weight (in, out), y = x @ W + b) is converted as the Linear it is: a
+  LUTLinear with weight W.T (out, in) and the same bias. Its state_dict keys keep their names but
+  ``weight`` is stored transposed, (out, in), plus the LUT layer's ``codebooks`` and ``calibrated``.
+- When nothing at all is converted, one warning lists every layer left float and why.
+"""
 from __future__ import annotations
 
 import copy
 import fnmatch
+import warnings
 from dataclasses import dataclass, field
 
+import torch
 import torch.nn as nn
 
-from ..kernels.common import check_metric
-from .layers import LUTConv2d, LUTLayer, LUTLinear, check_vc, equivalent_bits
+from ..kernels.common import check_acc_bits, check_metric
+from .layers import (
+    BACKWARDS,
+    LAYOUTS,
+    MODES,
+    LUTConv2d,
+    LUTLayer,
+    LUTLinear,
+    check_temperature,
+    check_vc,
+    equivalent_bits,
+)
 from .quant import check_table_bits
 
 _OVERRIDE_KEYS = {"v", "c", "metric", "table_bits", "layout", "mode", "backward", "temperature", "acc_bits"}
@@ -28,6 +54,8 @@ class LayerReport:
     S: int = 0
     equivalent_bits: float = 0.0
     table_bytes: int = 0
+    aliases: list = field(default_factory=list)  # other names of the same module (replaced there too)
+    note: str = ""  # e.g. a kept weight tie, a transposed Conv1D
 
 
 @dataclass
@@ -45,6 +73,11 @@ class ConversionSummary:
         return [r for r in self.layers if r.status != "converted"]
 
     @property
+    def alias_names(self) -> list[str]:
+        """Every extra name under which a converted module was also replaced."""
+        return [a for r in self.converted for a in r.aliases]
+
+    @property
     def table_bytes(self) -> int:
         return sum(r.table_bytes for r in self.converted)
 
@@ -59,12 +92,16 @@ class ConversionSummary:
         lines = [head, "-" * len(head)]
         for r in self.layers:
             if r.status == "converted":
+                note = "; ".join(x for x in (r.note, "also replaced as " + ", ".join(r.aliases) if r.aliases
+                                             else "") if x)
                 lines.append(f"{r.name:<32} {r.kind:<10} {r.status:<11} {r.K:>6} {r.N:>6} {r.v:>3} {r.c:>4} "
-                             f"{r.metric:<9} {r.equivalent_bits:>8.3f} {r.table_bytes:>9}")
+                             f"{r.metric:<9} {r.equivalent_bits:>8.3f} {r.table_bytes:>9}  {note}".rstrip())
             else:
                 lines.append(f"{r.name:<32} {r.kind:<10} {r.status:<11} {'':>6} {'':>6} {'':>3} {'':>4} "
                              f"{'':<9} {'':>8} {'':>9}  {r.reason}")
-        lines.append(f"{len(self.converted)} converted, {len(self.left_alone)} left alone; "
+        n_alias = len(self.alias_names)
+        alias = f" (also replaced under {n_alias} alias name{'s' * (n_alias != 1)})" if n_alias else ""
+        lines.append(f"{len(self.converted)} converted{alias}, {len(self.left_alone)} left alone; "
                      f"tables {self.table_bytes:,} bytes")
         return "\n".join(lines)
 
@@ -80,10 +117,38 @@ _REPORTED_TYPES = (nn.Conv1d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
                    nn.Bilinear, nn.MultiheadAttention, nn.Embedding, nn.EmbeddingBag, nn.RNNBase)
 
 
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """transformers' Conv1D (GPT-2): a Linear with weight stored (in, out), y = x @ W + b."""
+    w = getattr(module, "weight", None)
+    return (type(module).__name__ == "Conv1D" and type(module).__module__.startswith("transformers")
+            and isinstance(w, torch.Tensor) and w.dim() == 2 and hasattr(module, "nf"))
+
+
+def _check_cfg(cfg: dict, where: str) -> None:
+    """Validate one layer configuration; errors are prefixed with where it came from."""
+    try:
+        check_vc(cfg["v"], cfg["c"])
+        cfg["metric"] = check_metric(cfg["metric"])
+        check_table_bits(cfg["table_bits"])
+        if cfg["mode"] not in MODES:
+            raise ValueError(f"mode={cfg['mode']!r} is not a LUT mode: use one of {MODES}")
+        if "layout" in cfg and cfg["layout"] not in LAYOUTS:
+            raise ValueError(f"layout={cfg['layout']!r} is not supported: use one of {LAYOUTS}")
+        if "backward" in cfg and cfg["backward"] not in BACKWARDS:
+            raise ValueError(f"backward={cfg['backward']!r} is not supported: use one of {BACKWARDS}")
+        if "temperature" in cfg:
+            check_temperature(cfg["temperature"])
+        if "acc_bits" in cfg:
+            check_acc_bits(cfg["acc_bits"])
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{where}: {e}") from None
+
+
 def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, skip=(), overrides=None,
             table_bits: int = 8, layout: str = "channel", mode: str = "lut", inplace: bool = False,
             verbose: bool = False) -> nn.Module:
-    """Return a converted copy: every nn.Linear / nn.Conv2d becomes a LUT layer unless skipped.
+    """Return a converted copy: every nn.Linear / nn.Conv2d (and transformers' Conv1D) becomes a LUT layer
+    unless skipped.
 
     The copy carries ``model.lut_summary`` (a ConversionSummary: per layer what was done, equivalent
     bits and table bytes); ``verbose=True`` prints it.
@@ -92,53 +157,102 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
     fnmatch patterns, where ``*`` also crosses dots: ``"*.output.dense"`` matches BERT's
     ``attention.output.dense`` too (use ``"*.layer.?.output.dense"`` or explicit names for the MLP one).
     overrides: {name or glob: {"v": .., "c": .., "metric": .., "table_bits": ..}} per-layer settings; the
-    first matching pattern wins. Grouped convolutions and other weight layers (Conv1d, Embedding,
-    Hugging Face Conv1D, ...) are left alone and reported.
+    first matching pattern wins. Grouped convolutions and other weight layers (Conv1d, Embedding, ...) are
+    left alone and reported. A module with several names is matched (skip, overrides) under any of them.
+
+    Aliased modules are replaced under every name by one LUT layer; tied weights stay tied (the LUT layers
+    share the Parameter); transformers' Conv1D becomes a LUTLinear with the transposed weight (a tied
+    Conv1D is refused); see the module docstring. When nothing is converted, one warning says why.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"convert: model must be a torch.nn.Module; got {type(model).__name__}")
     check_vc(v, c)
     metric = check_metric(metric)
     check_table_bits(table_bits)
+    _check_cfg({"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode, "layout": layout},
+               "convert")
     if isinstance(skip, str):
         skip = [skip]
+    try:
+        skip = list(skip)
+    except TypeError:
+        raise TypeError(f"convert: skip must be a layer name, a glob or a list of them; got {type(skip).__name__}") \
+            from None
+    for pat in skip:
+        if not isinstance(pat, str):
+            raise TypeError(f"convert: skip holds {pat!r} ({type(pat).__name__}); give layer names or glob strings")
+    if overrides is not None and not isinstance(overrides, dict):
+        raise TypeError(f"convert: overrides must be a dict {{name or glob: {{'v': 2, ...}}}}; got "
+                        f"{type(overrides).__name__}")
     overrides = dict(overrides or {})
     for pat, ov in overrides.items():
+        if not isinstance(pat, str):
+            raise TypeError(f"convert: overrides key {pat!r} must be a layer name or glob string")
         if not isinstance(ov, dict):
             raise TypeError(f"overrides[{pat!r}] must be a dict such as {{'v': 2}}; got {type(ov).__name__}")
         bad = set(ov) - _OVERRIDE_KEYS
         if bad:
             raise ValueError(f"overrides[{pat!r}] has unknown keys {sorted(bad)}: allowed {sorted(_OVERRIDE_KEYS)}")
-    names = {n for n, _ in model.named_modules()}
+        _check_cfg({"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode, **ov},
+                   f"overrides[{pat!r}]")
+    names = {n for n, _ in model.named_modules(remove_duplicate=False)}
     for pat in list(skip) + list(overrides):
         if not any(fnmatch.fnmatchcase(n, pat) or n == pat for n in names):
             raise ValueError(f"pattern {pat!r} (in skip/overrides) matches no module of the model; "
                              f"module names look like {sorted(n for n in names if n)[:6]}")
     out = model if inplace else copy.deepcopy(model)
     summary = ConversionSummary()
+    # every name of every module (aliases), and which modules own each Parameter (ties)
+    names_of: dict[int, list[str]] = {}
+    for n, m in out.named_modules(remove_duplicate=False):
+        names_of.setdefault(id(m), []).append(n)
+    owners: dict[int, list[str]] = {}
+    for m_names in names_of.values():
+        m = out.get_submodule(m_names[0]) if m_names[0] else out
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), []).append(m_names[0])
     # nn.MultiheadAttention reads out_proj.weight directly (never calls its forward): leave it whole
-    mha = [n for n, m in out.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    mha = [n for n, m in out.named_modules(remove_duplicate=False) if isinstance(m, nn.MultiheadAttention)]
+    root_note = ""
     for name, module in list(out.named_modules()):
-        if not name or isinstance(module, LUTLayer):
+        if isinstance(module, LUTLayer):
             continue
+        if not name:
+            if isinstance(module, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(module):
+                root_note = (f"the model itself is a {type(module).__name__}: convert() replaces sub-modules, so "
+                             "wrap it (e.g. nn.Sequential(layer)) or build the LUT layer directly "
+                             "(LUTLinear.from_linear / LUTConv2d.from_conv)")
+            continue
+        all_names = names_of[id(module)]
+        aliases = [n for n in all_names if n != name]
         kind = type(module).__name__
         is_linear = isinstance(module, nn.Linear)
         is_conv = isinstance(module, nn.Conv2d)
-        if (is_linear or is_conv) and any(name.startswith(p + ".") for p in mha):
+        is_c1d = is_hf_conv1d(module)
+        if (is_linear or is_conv or is_c1d) and any(n.startswith(p + ".") for n in all_names for p in mha):
             summary.layers.append(LayerReport(name, kind, "unsupported",
                                               "inside nn.MultiheadAttention, which bypasses its forward"))
             continue
-        if not (is_linear or is_conv):
-            if isinstance(module, _REPORTED_TYPES) or type(module).__name__ == "Conv1D":
+        if not (is_linear or is_conv or is_c1d):
+            if isinstance(module, _REPORTED_TYPES) or kind == "Conv1D":
                 summary.layers.append(LayerReport(name, kind, "unsupported",
-                                                  f"{kind} is not converted (only Linear and Conv2d)"))
+                                                  f"{kind} is not converted (only Linear, Conv2d and "
+                                                  "transformers' Conv1D)"))
             continue
-        if _matches(name, skip):
+        if any(_matches(n, skip) for n in all_names):
             summary.layers.append(LayerReport(name, kind, "skipped", "skipped by request"))
             continue
         cfg = {"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode}
         for pat, ov in overrides.items():
-            if _matches(name, [pat]):
+            if any(_matches(n, [pat]) for n in all_names):
                 cfg.update(ov)
                 break
+        ties = {}
+        for pname, p in module.named_parameters(recurse=False):
+            others = [o for o in owners.get(id(p), []) if o != all_names[0]]
+            if others:
+                ties[pname] = others
+        note = ""
         if is_conv:
             if module.groups != 1:
                 summary.layers.append(LayerReport(name, kind, "unsupported",
@@ -149,17 +263,61 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
                                                   f"padding={module.padding!r}/{module.padding_mode}: stays float"))
                 continue
             cfg.setdefault("layout", layout)
-            new = LUTConv2d.from_conv(module, **cfg)
+            new = _build(name, LUTConv2d.from_conv, module, cfg)
+        elif is_c1d:
+            if ties:
+                tied = sorted({name, *(o for v_ in ties.values() for o in v_)})
+                raise ValueError(f"convert: {name!r} is a transformers Conv1D whose "
+                                 + ", ".join(f"{k} is shared with {', '.join(v_)}" for k, v_ in ties.items())
+                                 + "; its LUTLinear needs the transposed weight, which would untie them. Keep them "
+                                 f"float with skip={tied!r}, or untie the weights first")
+            cfg.pop("layout", None)
+            new = _build(name, conv1d_to_lut_linear, module, cfg)
+            note = "transformers Conv1D as LUTLinear (weight stored transposed, (out, in))"
         else:
             cfg.pop("layout", None)
-            new = LUTLinear.from_linear(module, **cfg)
-        _set_submodule(out, name, new)
+            new = _build(name, LUTLinear.from_linear, module, cfg)
+        if ties and not is_c1d:  # keep the tie: the LUT layer holds the very same Parameter
+            for pname in ties:
+                setattr(new, pname, getattr(module, pname))
+            note = "; ".join(f"{k} tied with {', '.join(o)} (shared Parameter kept)" for k, o in ties.items())
+        for n in all_names:
+            _set_submodule(out, n, new)
         summary.layers.append(LayerReport(name, kind, "converted", "", new.K, new.N, new.v, new.c, new.metric,
-                                          new.S, equivalent_bits(new.v, new.c), new.table_bytes()))
+                                          new.S, equivalent_bits(new.v, new.c), new.table_bytes(), aliases, note))
     out.lut_summary = summary
+    if not summary.converted:
+        left = [f"{r.name} ({r.kind}: {r.reason})" for r in summary.left_alone]
+        if root_note:
+            left.append(root_note)
+        n_lut = sum(1 for m in out.modules() if isinstance(m, LUTLayer))
+        if n_lut:
+            left.append(f"{n_lut} layer{'s' * (n_lut != 1)} already LUT layers (the model was converted before)")
+        why = "; ".join(left) if left else "the model has no nn.Linear, nn.Conv2d or transformers Conv1D layer"
+        warnings.warn(f"convert converted no layer, the whole model stays float. Left float: {why}", UserWarning,
+                      stacklevel=2)
     if verbose:
         print(summary)
     return out
+
+
+def _build(name: str, make, module: nn.Module, cfg: dict):
+    try:
+        return make(module, **cfg)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"convert: layer {name!r}: {e}") from None
+
+
+def conv1d_to_lut_linear(module: nn.Module, **kw) -> LUTLinear:
+    """A LUTLinear equal to transformers' Conv1D `module` (weight W (in, out), y = x @ W + b): weight W.T."""
+    W = module.weight
+    new = LUTLinear(W.shape[0], W.shape[1], bias=module.bias is not None, device=W.device, dtype=W.dtype, **kw)
+    with torch.no_grad():
+        new.weight.copy_(W.t())
+        if module.bias is not None:
+            new.bias.copy_(module.bias)
+    new.train(module.training)
+    return new
 
 
 def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:

@@ -24,6 +24,16 @@ def _check_shapes(x: torch.Tensor, codebooks: torch.Tensor) -> None:
                          "need x.shape[1] == S and x.shape[2] == v")
 
 
+def check_float(x: torch.Tensor, codebooks: torch.Tensor, fn: str) -> None:
+    """Refuse integer or bool sub-vectors or codebooks (a TypeError that names the argument and its dtype)."""
+    for name, t in (("x", x), ("codebooks", codebooks)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{fn}: {name} must be a torch.Tensor; got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{fn}: {name} has dtype {t.dtype}; distances need floating-point tensors (float32, "
+                            f"float64, bfloat16, float16): convert it first, e.g. {name}.float()")
+
+
 def _chunk_rows(S: int, c: int, v: int, itemsize: int = 4) -> int:
     return max(1, _CHUNK_BYTES // max(1, S * c * v * itemsize))
 
@@ -51,9 +61,17 @@ def pairwise_distance(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l
     """Distances (M, S, c) between sub-vectors x (M, S, v) and codebooks (S, c, v); differentiable.
 
     L2 uses the matmul expansion (fast, differentiable); L1 and Chebyshev broadcast, chunked over M.
+    Integer inputs are refused (TypeError). Distances are computed (and returned) in at least float32:
+    bfloat16/float16 inputs are upcast, and x and codebooks of different float dtypes meet in the wider one.
     """
     metric = check_metric(metric)
+    check_float(x, codebooks, "pairwise_distance")
     _check_shapes(x, codebooks)
+    work = torch.promote_types(torch.promote_types(x.dtype, codebooks.dtype), torch.float32)
+    if x.dtype != work:
+        x = x.to(work)
+    if codebooks.dtype != work:
+        codebooks = codebooks.to(work)
     if metric == "l2":
         return _l2_expanded(x, codebooks).clamp_min(0)
     S, c, v = codebooks.shape
@@ -92,9 +110,17 @@ def encode(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l2",
     for bit. L2 drops the ||x||^2 term (it does not change the argmin). CPU float32 inputs go to the numba
     kernels (`lutnb.kernels.dispatch`: compiled or numba; L2 there is sum((x - c)**2), equal to the torch path except at
     float near-ties; set LUTNB_NATIVE=0 for the pure torch path).
+
+    Dtypes: integer inputs are refused (TypeError); distances are computed in at least float32 (bfloat16 and
+    float16 inputs are upcast, so the index is the true nearest centroid of the rounded values), float64 in
+    float64 (the codebooks are cast to the working dtype). Rows holding NaN or inf get an arbitrary valid
+    index here; the LUT layers turn such rows' outputs into NaN (see `lutnb.vq.layers`).
     """
     metric = check_metric(metric)
+    check_float(x, codebooks, "encode")
     _check_shapes(x, codebooks)
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
     idx = dispatch.try_encode(x, codebooks, metric)
     if idx is not None:
         return idx

@@ -16,12 +16,24 @@ S*v and split into S sub-spaces of length v; sub-space s has a codebook C_s (c x
   bit-identical to the integer engine; with grad, the value is quantized and the gradient is the "lut"
   mode's (fake quantization with a straight-through estimator).
 
+Inputs and dtypes: a layer takes floating-point inputs of its parameters' dtype (float32, float64, bfloat16,
+float16) and returns that dtype in every mode; integer inputs are refused with a TypeError. Distances are
+computed in at least float32 (`lutnb.vq.distances.encode` upcasts bfloat16/float16), so a low-precision
+layer picks the true nearest centroid of its (rounded) input. The quantized mode dequantizes in float32 (as
+the integer engine does) and casts the result to the input's dtype.
+
+Non-finite inputs (documented choice: propagate): in the hard modes ("lut", "quant") an input row that holds
+a NaN or an inf gives NaN in every output of that row (every output position whose receptive field holds
+one, for a conv), as the float layer would, instead of the output of whatever code such a row encodes to;
+"exact" and "soft" propagate NaN by their arithmetic. `lutnb.calibrate` refuses non-finite rows.
+
 With ``track_recon=True`` a layer keeps the two-sided reconstruction loss of its last forward in
 ``layer.recon_loss``: mse(sg(Y_lut), Y_exact) + mse(Y_lut, sg(Y_exact)).
 """
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Iterator
 
@@ -58,13 +70,57 @@ def equivalent_bits(v: int, c: int) -> float:
     return math.log2(c) / v
 
 
+def check_int(value, field: str, lo: int, hint: str = "") -> int:
+    """value as an int (numpy integers accepted): TypeError for a non-integer, ValueError below lo."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{field}={value!r} is invalid: {field} must be an integer >= {lo}, not "
+                        f"{type(value).__name__}{hint}")
+    if value < lo:
+        raise ValueError(f"{field}={value!r} is invalid: {field} must be an integer >= {lo}{hint}")
+    return int(value)
+
+
 def check_vc(v: int, c: int) -> tuple[int, int]:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ValueError(f"v={v!r} is invalid: the sub-vector length v must be an integer >= 1 (typical: 2, 4, 9)")
-    if isinstance(c, bool) or not isinstance(c, int) or c < 2:
-        raise ValueError(f"c={c!r} is invalid: the number of centroids c must be an integer >= 2 "
-                         "(typical: 8, 16, 32)")
+    """(v, c) as ints, or a TypeError/ValueError naming the argument, its value and the allowed range."""
+    v = check_int(v, "v", 1, " (the sub-vector length; typical: 2, 4, 9)")
+    c = check_int(c, "c", 2, " (the number of centroids per codebook; typical: 8, 16, 32)")
     return v, c
+
+
+def check_temperature(value) -> float:
+    """The soft-assignment temperature as a float > 0 (finite), else a TypeError/ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"temperature={value!r} is invalid: give a number > 0 (e.g. 1.0), not {type(value).__name__}")
+    t = float(value)
+    if not (math.isfinite(t) and t > 0):
+        raise ValueError(f"temperature={value!r} is invalid: the soft assignment softmax(-d / temperature) needs a "
+                         "finite temperature > 0 (0 divides by zero); use e.g. 1.0, or a small value such as 0.01 "
+                         "for a nearly hard assignment")
+    return t
+
+
+def check_input_dtype(layer, x) -> None:
+    """Refuse a non-tensor or an integer/bool input; in the LUT modes also a float dtype other than the layer's."""
+    name = type(layer).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor input; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} got an input of dtype {x.dtype}: LUT layers take floating-point inputs (float32, "
+                        "float64, bfloat16, float16); convert integer data first, e.g. x.float()")
+    if layer.mode != "exact" and x.dtype != layer.weight.dtype:
+        raise TypeError(f"{name} (dtype {layer.weight.dtype}) got an input of dtype {x.dtype}: cast the input to "
+                        f"{layer.weight.dtype} or the model to the input's dtype (e.g. model.to({x.dtype}))")
+
+
+def nan_rows(y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """y (M, N) with the rows whose input row (M, K) holds a NaN or an inf set to NaN (the propagation policy)."""
+    bad = ~torch.isfinite(rows).all(1)
+    if bool(bad.any()):
+        y = y.masked_fill(bad.unsqueeze(1), float("nan"))
+    return y
+
+
+_LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 class LUTLayer:
@@ -76,7 +132,11 @@ class LUTLayer:
 
     def _init_lut(self, K: int, N: int, v: int, c: int, metric: str, table_bits: int, mode: str,
                   backward: str, temperature: float, acc_bits: int | None) -> None:
-        self.v, self.c = check_vc(v, c)
+        v, c = check_vc(v, c)
+        self.v, self.c = v, c
+        if K < 1 or N < 1:
+            raise ValueError(f"{type(self).__name__} needs at least one input and one output feature; got K={K}, "
+                             f"N={N}")
         self.metric = check_metric(metric)
         self.table_bits = quant.check_table_bits(table_bits)
         self.acc_bits = quant.check_acc_bits(acc_bits)
@@ -88,7 +148,7 @@ class LUTLayer:
         self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
         self.mode = mode
         self.backward = backward
-        self.temperature = float(temperature)
+        self.temperature = temperature
         self.track_recon = False
         self.recon_loss: torch.Tensor | None = None
         self.last_indices: torch.Tensor | None = None
@@ -119,6 +179,14 @@ class LUTLayer:
         if value not in MODES:
             raise ValueError(f"mode={value!r} is not a LUT mode: use one of {MODES}")
         self._mode = value
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        self._temperature = check_temperature(value)
 
     @property
     def backward(self) -> str:
@@ -164,6 +232,11 @@ class LUTLayer:
         return self.bias
 
     def _soft_sub(self, sub: torch.Tensor) -> torch.Tensor:
+        if sub.dtype in _LOW_PRECISION:  # distances and the softmax in float32, the result in the input's dtype
+            cb = self.codebooks.float()
+            d = pairwise_distance(sub.float(), cb, self.metric)
+            p = torch.softmax(-d / self.temperature, dim=-1)
+            return torch.einsum("msc,scv->msv", p, cb).to(sub.dtype)
         d = pairwise_distance(sub, self.codebooks, self.metric)  # (M, S, c)
         p = torch.softmax(-d / self.temperature, dim=-1)
         return torch.einsum("msc,scv->msv", p, self.codebooks)
@@ -191,7 +264,14 @@ class LUTLayer:
         return quant.dequantize(acc, scale, None if b is None else b.detach())
 
     def lut_rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Output rows (M, N) for input rows (M, K) in the current mode."""
+        """Output rows (M, N) for input rows (M, K) in the current mode (NaN rows for non-finite input rows)."""
+        y = self.mode_rows(rows)
+        if self.mode in ("lut", "quant"):
+            y = nan_rows(y, rows)
+        return y
+
+    def mode_rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Output rows (M, N) for input rows (M, K) in the current mode, without the NaN propagation."""
         W, b = self.weight_matrix(), self.bias_or_none()
         mode = self.mode
         if mode == "exact":
@@ -210,7 +290,7 @@ class LUTLayer:
         grad = torch.is_grad_enabled() and (rows.requires_grad or self.weight.requires_grad
                                             or self.codebooks.requires_grad)
         if mode == "quant" and not grad:
-            return self._quant_rows(idx)
+            return self._quant_rows(idx).to(rows.dtype)
         if not grad:
             lib = dispatch.compiled_for_tensor(rows)
             if lib is not None:  # sum_s T_s[idx_s]: M*S*N adds instead of a gather and an M*K*N GEMM
@@ -233,7 +313,7 @@ class LUTLayer:
         self._record_recon(rows, W, b, y_lut, y_exact)
         if mode == "quant":
             with torch.no_grad():
-                yq = self._quant_rows(idx)
+                yq = self._quant_rows(idx).to(y.dtype)
             y = y + (yq - y).detach()
         return y
 
@@ -258,6 +338,8 @@ class LUTLayer:
         self._warn_if_uncalibrated()
         with torch.no_grad():
             rows = self.scratch_rows_of(x.detach())
+            bad = ~torch.isfinite(rows).all(1)
+            bad = bad if bool(bad.any()) else None
             idx = encode(self.split(rows), self.codebooks.detach(), self.metric)
         if self.keep_indices:
             self.last_indices = idx
@@ -287,9 +369,12 @@ class LUTLayer:
             self.recon_loss = None
         if self.mode == "quant":
             with torch.no_grad():
-                target = rows_to_out(self._quant_rows(idx), x)
+                target = rows_to_out(self._quant_rows(idx).to(y_exact.dtype), x)
         else:
             target = y_lut.detach()
+        if bad is not None:  # non-finite input rows: NaN outputs (the propagation policy)
+            mask = rows_to_out(bad.unsqueeze(1).expand(M, self.N).to(target.dtype), x) > 0
+            target = target.masked_fill(mask, float("nan"))
         return StraightThrough.apply(y_exact, target)
 
     def _record_recon(self, rows, W, b, y_lut, y_exact=None) -> None:
@@ -327,6 +412,9 @@ class LUTLinear(nn.Linear, LUTLayer):
 
     @classmethod
     def from_linear(cls, layer: nn.Linear, **kw) -> "LUTLinear":
+        if not isinstance(layer, nn.Linear):
+            raise TypeError(f"LUTLinear.from_linear needs an nn.Linear; got {type(layer).__name__} (use lutnb.convert "
+                            "for a whole model, which also handles Conv2d and transformers' Conv1D)")
         new = cls(layer.in_features, layer.out_features, bias=layer.bias is not None,
                   device=layer.weight.device, dtype=layer.weight.dtype, **kw)
         with torch.no_grad():
@@ -340,6 +428,10 @@ class LUTLinear(nn.Linear, LUTLayer):
         return x.reshape(-1, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_dtype(self, x)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"LUTLinear expects inputs (..., K={self.in_features} features); got shape "
+                             f"{tuple(x.shape)}")
         if self.mode == "exact":
             return F.linear(x, self.weight, self.bias)
         if self.uses_ste_fast_path(x):
@@ -388,6 +480,8 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
 
     @classmethod
     def from_conv(cls, layer: nn.Conv2d, **kw) -> "LUTConv2d":
+        if not isinstance(layer, nn.Conv2d):
+            raise TypeError(f"LUTConv2d.from_conv needs an nn.Conv2d; got {type(layer).__name__}")
         new = cls(layer.in_channels, layer.out_channels, layer.kernel_size, stride=layer.stride,
                   padding=layer.padding, dilation=layer.dilation, groups=layer.groups,
                   bias=layer.bias is not None, padding_mode=layer.padding_mode,
@@ -420,10 +514,12 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
         return conv_output_size(h, w, self.kernel_size, self.stride, self.padding, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input_dtype(self, x)
         if self.mode == "exact":
             return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
-        if x.dim() != 4:
-            raise ValueError(f"LUTConv2d expects a 4-D (B, C, H, W) input; got shape {tuple(x.shape)}")
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"LUTConv2d expects a 4-D (B, C={self.in_channels}, H, W) input; got shape "
+                             f"{tuple(x.shape)}")
         if self.uses_ste_fast_path(x):
             exact = lambda t: F.conv2d(t, self.weight, self.bias, self.stride, self.padding, self.dilation)
             return self.ste_forward(x, exact, self._rows_to_out)

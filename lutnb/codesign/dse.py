@@ -15,15 +15,11 @@ read with `allow_pickle=False`; a file that fails the schema check raises `DSECa
 from __future__ import annotations
 
 import difflib
-import functools
 import hashlib
-import inspect
-import io
 import itertools
 import json
 import math
 import numbers
-import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
@@ -32,16 +28,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..files import atomic_write_bytes, results_dir
-from ..hw import METRICS, LUTDLAConfig, SystolicConfig, simulate_network
+from ..files import results_dir
+from ..hw import LUTDLAConfig, SystolicConfig, simulate_network
 from . import cost
 from .accuracy import PROXY_SOURCE, accuracy_table, proxy_accuracy_table, stored_accuracy_table  # noqa: F401
 from .analytic import analytic_lut_totals, dense_unit_totals, expected_bank_extra, max_subspaces, table_bytes
+from .cache import CACHE_SUFFIX, DSECacheError, read_sweep_cache, write_sweep_cache  # noqa: F401  (re-exported)
+from .validation import (  # noqa: F401  (re-exported: the checks a sweep's inputs pass)
+    DESIGN_FIELDS,
+    LUT_FIELDS,
+    M_TILE_NOTE,
+    PARAM_KEYS,
+    check_keys,
+    check_points,
+    check_space,
+    known_kwargs,
+    positive_int_arg,
+)
 from .workloads import Workload, get_workload
 
 VERSION = "dse-1"
-LUT_FIELDS = {f.name for f in fields(LUTDLAConfig)}
-DESIGN_FIELDS = {"acc_buffer_kb", "act_buffer_kb", "table_buffer_kb"}
 MODEL_PARAMS = ("v", "c", "metric", "table_bits")
 DEFAULT_SPACE = {   # [ours] 3*3*3*2 model x 4*4*4*2*2*2*2 hardware = 55,296 points
     "v": (2, 4, 8), "c": (8, 16, 32), "metric": ("l2", "l1", "chebyshev"), "table_bits": (4, 8),
@@ -54,122 +60,13 @@ FIXED = {"fifo_depth": 512, "acc_bits": 32, "activation_bits": 8, "double_buffer
 TECH45 = cost.Tech()      # the reference node, 45 nm
 DENSE_UNIT = SystolicConfig(rows=32, cols=32, dataflow="ws", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=64)
 
-# ------------------------------------------------------------------------------------ input checks
-PARAM_KEYS = frozenset((LUT_FIELDS - {"m_tile"}) | DESIGN_FIELDS)     # what a space, a point or a design sets
-INT_PARAMS = frozenset({"v", "c", "ccus", "lanes", "table_tile", "table_bits", "fifo_depth", "acc_bits",
-                        "activation_bits", "sram_banks", "table_buffer_bytes"})
-REAL_PARAMS = frozenset({"offchip_bytes_per_cycle", "clock_mhz", "table_buffer_kb", "acc_buffer_kb",
-                         "act_buffer_kb"})
-# columns evaluate_points writes: a sweep's rows may be fed back (as points, or to design_from_params);
-# they are recomputed, never read as parameters
-RESULT_COLUMNS = frozenset({"point", "reason", "feasible", "workload", "accuracy", "accuracy_source", "area_mm2",
-                            "energy_pj", "energy_leakage_pj", "cycles", "latency_ms", "power_w", "tops",
-                            "tops_per_w", "tops_per_mm2", "sram_kb", "bits_per_activation", "table_bytes"})
-RESULT_PREFIXES = (("area_", "_mm2"), ("energy_", "_pj"))
-M_TILE_NOTE = ("m_tile is not a DSE parameter: the accumulator buffer sets it (m_tile = acc_buffer_kb * 8192 // "
-               "(table_tile * acc_bits)); sweep acc_buffer_kb instead")
-
-
-def _is_result_column(key) -> bool:
-    return key in RESULT_COLUMNS or (isinstance(key, str) and any(key.startswith(a) and key.endswith(b)
-                                                                  for a, b in RESULT_PREFIXES))
-
-
-def _check_keys(keys, where: str, results_allowed: bool) -> None:
-    """Every key a DSE parameter (or, where allowed, a column a sweep writes); else name it and list the valid."""
-    keys = list(keys)
-    if "m_tile" in keys:
-        raise ValueError(f"{where}: {M_TILE_NOTE}")
-    unknown = [k for k in keys if k not in PARAM_KEYS and not (results_allowed and _is_result_column(k))]
-    if unknown:
-        hints = {k: difflib.get_close_matches(str(k), sorted(PARAM_KEYS), n=1) for k in unknown}
-        said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-        raise ValueError(f"{where}: unknown key(s) {said}; valid keys: {sorted(PARAM_KEYS)}")
-    if "table_buffer_kb" in keys and "table_buffer_bytes" in keys:
-        raise ValueError(f"{where}: both table_buffer_kb and table_buffer_bytes given; give one of them")
-
-
-def _check_value(key: str, value, where: str) -> None:
-    """The type of one parameter value (ranges are the config's: an out-of-range point is pruned with a reason)."""
-    if isinstance(value, float) and math.isnan(value) or value is None or value is pd.NA:
-        raise ValueError(f"{where}: {key} has a missing value ({value!r}); give every point a value")
-    is_bool = isinstance(value, (bool, np.bool_))
-    if key in INT_PARAMS and (is_bool or not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{where}: {key}={value!r} is a {type(value).__name__}; {key} takes integers")
-    if key in REAL_PARAMS and (is_bool or not isinstance(value, numbers.Real)):
-        raise TypeError(f"{where}: {key}={value!r} is a {type(value).__name__}; {key} takes numbers")
-    if key == "double_buffer" and not is_bool:
-        raise TypeError(f"{where}: double_buffer={value!r} is a {type(value).__name__}; use True or False")
-    if key == "metric" and value not in METRICS:
-        raise ValueError(f"{where}: metric={value!r} is not a distance metric; use one of {METRICS}")
-
-
-def check_space(space) -> dict:
-    """A design space {parameter: non-empty sequence of values}, checked; returns it."""
-    if not isinstance(space, dict):
-        raise TypeError(f"space must be a dict {{parameter: values}}, not {type(space).__name__}")
-    if not space:
-        raise ValueError("space is empty: give at least one parameter, e.g. {'v': (2, 4)}, or None for "
-                         "DEFAULT_SPACE")
-    _check_keys(space, "space", results_allowed=False)
-    for k, vals in space.items():
-        if isinstance(vals, (str, bytes, dict)) or not isinstance(vals, (list, tuple, range, np.ndarray, pd.Series)):
-            raise TypeError(f"space[{k!r}]={vals!r}: give a list or tuple of values, e.g. {k!r}: ({vals!r},)")
-        if len(vals) == 0:
-            raise ValueError(f"space[{k!r}] is empty: the sweep would have no points; give at least one value")
-        for val in vals:
-            _check_value(k, val, f"space[{k!r}]")
-    return space
-
-
-def check_points(points, where: str = "points", need_point: bool = False) -> pd.DataFrame:
-    """A DataFrame of design points: known columns only, typed values, at least one row."""
-    if not isinstance(points, pd.DataFrame):
-        raise TypeError(f"{where} must be a pandas DataFrame (see grid_points / random_points), "
-                        f"not {type(points).__name__}")
-    if len(points) == 0:
-        raise ValueError(f"{where} has no rows: nothing to evaluate (an empty space or a filter that kept nothing)")
-    _check_keys(points.columns, f"{where} columns", results_allowed=True)
-    if need_point and "point" not in points.columns:
-        raise ValueError(f"{where} has no 'point' column (the id rows are sorted by); add one, e.g. "
-                         "points.insert(0, 'point', range(len(points)))")
-    for k in points.columns:
-        if k in PARAM_KEYS:
-            for val in pd.unique(points[k].to_numpy(dtype=object)):
-                _check_value(k, val, f"{where}[{k!r}]")
-    return points
-
-
-def _positive_int_arg(name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}={value!r}: must be an integer >= 1")
-    if value < 1:
-        raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-    return int(value)
-
-
-def _known_kwargs(fn):
-    """Refuse unknown keyword arguments with the valid names listed (Python's own error lists none)."""
-    names = list(inspect.signature(fn).parameters)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        unknown = [k for k in kw if k not in names]
-        if unknown:
-            hints = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
-            said = ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items())
-            raise TypeError(f"{fn.__name__}: unknown argument(s) {said}; valid: {names}")
-        return fn(*args, **kw)
-
-    return wrapper
-
 
 # ------------------------------------------------------------------------------------ one design, exactly
 def design_from_params(params: dict) -> cost.LUTDesign:
     """A LUTDesign from flat parameters (LUTDLAConfig fields, table_buffer_kb, acc/act_buffer_kb)."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of design parameters, not {type(params).__name__}")
-    _check_keys(params, "design_from_params", results_allowed=True)
+    check_keys(params, "design_from_params", results_allowed=True)
     p = {k: (val.item() if isinstance(val, np.generic) else val) for k, val in {**FIXED, **params}.items()}
     kw = {k: p[k] for k in LUT_FIELDS if k in p and k != "m_tile"}
     if "table_buffer_kb" in p:
@@ -371,7 +268,7 @@ def grid_points(space: dict | None = None) -> pd.DataFrame:
 
 def random_points(n: int, space: dict | None = None, seed: int = 0) -> pd.DataFrame:
     """`n` (>= 1) points drawn uniformly (with replacement) from the space's values, seeded."""
-    n = _positive_int_arg("n", n)
+    n = positive_int_arg("n", n)
     space = DEFAULT_SPACE if space is None else check_space(space)
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({k: np.asarray(vals, dtype=object)[rng.integers(0, len(vals), n)] for k, vals in space.items()})
@@ -550,89 +447,6 @@ def _cache_key(points: pd.DataFrame, workload: Workload, constraints: Constraint
     return h.hexdigest()[:24]
 
 
-CACHE_SCHEMA = "lutnb-dse-cache-1"
-CACHE_SUFFIX = ".npz"
-
-
-class DSECacheError(ValueError):
-    """A DSE cache file that is not one `run_sweep` wrote (truncated, junk, another schema or key)."""
-
-
-def _cache_column(s: pd.Series):
-    """(meta, array or None): numpy-typed columns go to the archive as they are; extension (string, nullable)
-    and object columns go into the JSON meta as plain values (missing values as null)."""
-    dt = s.dtype
-    if isinstance(dt, np.dtype) and dt.kind in "biuf":
-        return {"name": s.name, "store": "array"}, s.to_numpy()
-    values = [None if (v is None or v is pd.NA) else (v.item() if isinstance(v, np.generic) else v)
-              for v in s.tolist()]
-    if not all(v is None or isinstance(v, (str, int, float, bool)) for v in values):
-        return None, None                                  # not representable without pickle: do not cache
-    if isinstance(dt, pd.StringDtype):
-        kind = {"kind": "string", "storage": dt.storage, "na": "NA" if dt.na_value is pd.NA else "nan"}
-    elif isinstance(dt, np.dtype) and dt.kind == "O":
-        kind = {"kind": "object"}
-    else:
-        kind = {"kind": "extension", "dtype": str(dt)}
-    return {"name": s.name, "store": "json", "values": values, **kind}, None
-
-
-def write_sweep_cache(path: Path, df: pd.DataFrame, key: str) -> bool:
-    """Write a sweep result as an .npz (no pickles: arrays plus a JSON schema); False if it cannot be stored."""
-    if not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1:
-        return False
-    meta = {"schema": CACHE_SCHEMA, "key": key, "rows": len(df), "columns": []}
-    arrays = {}
-    for i, name in enumerate(df.columns):
-        if not isinstance(name, str):
-            return False
-        col, arr = _cache_column(df[name])
-        if col is None:
-            return False
-        if arr is not None:
-            arrays[f"c{i}"] = arr
-        meta["columns"].append(col)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-    return True
-
-
-def read_sweep_cache(path: Path, key: str | None = None) -> pd.DataFrame:
-    """Read a cache file written by `write_sweep_cache`, checking its schema (never unpickles anything)."""
-    fix = "delete the file and the sweep recomputes it"
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "__meta__" not in z.files:
-                raise DSECacheError(f"DSE cache {path}: no schema record (not a file run_sweep wrote); {fix}")
-            meta = json.loads(z["__meta__"].tobytes().decode())
-            if not isinstance(meta, dict) or meta.get("schema") != CACHE_SCHEMA:
-                found = meta.get("schema") if isinstance(meta, dict) else type(meta).__name__
-                raise DSECacheError(f"DSE cache {path}: schema {found!r}, expected {CACHE_SCHEMA!r}; {fix}")
-            if key is not None and meta.get("key") != key:
-                raise DSECacheError(f"DSE cache {path}: written for key {meta.get('key')!r}, not {key!r}; {fix}")
-            rows, cols = meta["rows"], {}
-            for i, col in enumerate(meta["columns"]):
-                if col["store"] == "array":
-                    vals = z[f"c{i}"]
-                elif col["kind"] == "string":
-                    na = pd.NA if col["na"] == "NA" else np.nan
-                    vals = pd.array(col["values"], dtype=pd.StringDtype(col["storage"], na_value=na))
-                elif col["kind"] == "object":
-                    vals = pd.Series(col["values"], dtype=object).to_numpy()
-                else:
-                    vals = pd.array(col["values"], dtype=col["dtype"])
-                if len(vals) != rows:
-                    raise DSECacheError(f"DSE cache {path}: column {col['name']!r} has {len(vals)} rows, "
-                                        f"expected {rows}; {fix}")
-                cols[col["name"]] = vals
-    except DSECacheError:
-        raise
-    except (OSError, EOFError, zipfile.BadZipFile, ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
-        raise DSECacheError(f"DSE cache {path}: unreadable ({type(err).__name__}: {err}); {fix}") from err
-    return pd.DataFrame(cols, index=pd.RangeIndex(rows))
-
-
 def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
               tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None, n_jobs: int = 2,
               chunk_size: int = 2048, client=None, address: str | None = None, cache_dir=None,
@@ -649,7 +463,7 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
     workload = _as_workload(workload)
     constraints = _as_constraints(constraints)
     check_points(points, need_point=True)
-    n_jobs, chunk_size = _positive_int_arg("n_jobs", n_jobs), _positive_int_arg("chunk_size", chunk_size)
+    n_jobs, chunk_size = positive_int_arg("n_jobs", n_jobs), positive_int_arg("chunk_size", chunk_size)
     acc = accuracy if accuracy is not None else accuracy_table()
     _check_accuracy(acc)
     path = key = None
@@ -713,7 +527,7 @@ def pareto_front(df: pd.DataFrame, maximize=("accuracy", "tops_per_w"), feasible
 
 
 # ------------------------------------------------------------------------------------ interactive
-@_known_kwargs
+@known_kwargs
 def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
                   offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500, workload: str = "digits_cnn",

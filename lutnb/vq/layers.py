@@ -33,7 +33,6 @@ With ``track_recon=True`` a layer keeps the two-sided reconstruction loss of its
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from typing import Iterator
 
@@ -44,6 +43,7 @@ import torch.nn.functional as F
 from ..kernels import compiled, dispatch
 from ..kernels.common import check_metric
 from . import quant
+from .checks import check_input_dtype, check_int, check_temperature, check_vc, nan_rows  # noqa: F401  (re-exported)
 from .distances import encode, pairwise_distance
 from .functional import (
     GatherRows,
@@ -68,56 +68,6 @@ LAYOUTS = ("channel", "patch")
 def equivalent_bits(v: int, c: int) -> float:
     """Bits per activation element of a VQ code: log2(c) / v (c=16, v=4 -> 1.0)."""
     return math.log2(c) / v
-
-
-def check_int(value, field: str, lo: int, hint: str = "") -> int:
-    """value as an int (numpy integers accepted): TypeError for a non-integer, ValueError below lo."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{field}={value!r} is invalid: {field} must be an integer >= {lo}, not "
-                        f"{type(value).__name__}{hint}")
-    if value < lo:
-        raise ValueError(f"{field}={value!r} is invalid: {field} must be an integer >= {lo}{hint}")
-    return int(value)
-
-
-def check_vc(v: int, c: int) -> tuple[int, int]:
-    """(v, c) as ints, or a TypeError/ValueError naming the argument, its value and the allowed range."""
-    v = check_int(v, "v", 1, " (the sub-vector length; typical: 2, 4, 9)")
-    c = check_int(c, "c", 2, " (the number of centroids per codebook; typical: 8, 16, 32)")
-    return v, c
-
-
-def check_temperature(value) -> float:
-    """The soft-assignment temperature as a float > 0 (finite), else a TypeError/ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"temperature={value!r} is invalid: give a number > 0 (e.g. 1.0), not {type(value).__name__}")
-    t = float(value)
-    if not (math.isfinite(t) and t > 0):
-        raise ValueError(f"temperature={value!r} is invalid: the soft assignment softmax(-d / temperature) needs a "
-                         "finite temperature > 0 (0 divides by zero); use e.g. 1.0, or a small value such as 0.01 "
-                         "for a nearly hard assignment")
-    return t
-
-
-def check_input_dtype(layer, x) -> None:
-    """Refuse a non-tensor or an integer/bool input; in the LUT modes also a float dtype other than the layer's."""
-    name = type(layer).__name__
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} expects a torch.Tensor input; got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} got an input of dtype {x.dtype}: LUT layers take floating-point inputs (float32, "
-                        "float64, bfloat16, float16); convert integer data first, e.g. x.float()")
-    if layer.mode != "exact" and x.dtype != layer.weight.dtype:
-        raise TypeError(f"{name} (dtype {layer.weight.dtype}) got an input of dtype {x.dtype}: cast the input to "
-                        f"{layer.weight.dtype} or the model to the input's dtype (e.g. model.to({x.dtype}))")
-
-
-def nan_rows(y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """y (M, N) with the rows whose input row (M, K) holds a NaN or an inf set to NaN (the propagation policy)."""
-    bad = ~torch.isfinite(rows).all(1)
-    if bool(bad.any()):
-        y = y.masked_fill(bad.unsqueeze(1), float("nan"))
-    return y
 
 
 _LOW_PRECISION = (torch.bfloat16, torch.float16)

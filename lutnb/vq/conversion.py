@@ -171,6 +171,38 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
     check_table_bits(table_bits)
     _check_cfg({"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode, "layout": layout},
                "convert")
+    skip, overrides = _check_patterns(model, skip, overrides, {"v": v, "c": c, "metric": metric,
+                                                               "table_bits": table_bits, "mode": mode})
+    out = model if inplace else copy.deepcopy(model)
+    summary = ConversionSummary()
+    names_of, owners = _aliases_and_owners(out)
+    # nn.MultiheadAttention reads out_proj.weight directly (never calls its forward): leave it whole
+    mha = [n for n, m in out.named_modules(remove_duplicate=False) if isinstance(m, nn.MultiheadAttention)]
+    defaults = {"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode}
+    root_note = ""
+    for name, module in list(out.named_modules()):
+        if isinstance(module, LUTLayer):
+            continue
+        if not name:
+            if isinstance(module, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(module):
+                root_note = (f"the model itself is a {type(module).__name__}: convert() replaces sub-modules, so "
+                             "wrap it (e.g. nn.Sequential(layer)) or build the LUT layer directly "
+                             "(LUTLinear.from_linear / LUTConv2d.from_conv)")
+            continue
+        report = _convert_one(out, name, module, names_of[id(module)], owners, mha, skip, overrides, defaults,
+                              layout)
+        if report is not None:
+            summary.layers.append(report)
+    out.lut_summary = summary
+    if not summary.converted:
+        _warn_nothing_converted(out, summary, root_note)
+    if verbose:
+        print(summary)
+    return out
+
+
+def _check_patterns(model: nn.Module, skip, overrides, defaults: dict) -> tuple[list, dict]:
+    """skip as a list of strings and overrides as {pattern: settings}, every pattern matching some module."""
     if isinstance(skip, str):
         skip = [skip]
     try:
@@ -193,16 +225,17 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
         bad = set(ov) - _OVERRIDE_KEYS
         if bad:
             raise ValueError(f"overrides[{pat!r}] has unknown keys {sorted(bad)}: allowed {sorted(_OVERRIDE_KEYS)}")
-        _check_cfg({"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode, **ov},
-                   f"overrides[{pat!r}]")
+        _check_cfg({**defaults, **ov}, f"overrides[{pat!r}]")
     names = {n for n, _ in model.named_modules(remove_duplicate=False)}
     for pat in list(skip) + list(overrides):
         if not any(fnmatch.fnmatchcase(n, pat) or n == pat for n in names):
             raise ValueError(f"pattern {pat!r} (in skip/overrides) matches no module of the model; "
                              f"module names look like {sorted(n for n in names if n)[:6]}")
-    out = model if inplace else copy.deepcopy(model)
-    summary = ConversionSummary()
-    # every name of every module (aliases), and which modules own each Parameter (ties)
+    return skip, overrides
+
+
+def _aliases_and_owners(out: nn.Module) -> tuple[dict, dict]:
+    """{id(module): every name it has} (aliases) and {id(Parameter): the modules that own it} (ties)."""
     names_of: dict[int, list[str]] = {}
     for n, m in out.named_modules(remove_duplicate=False):
         names_of.setdefault(id(m), []).append(n)
@@ -211,94 +244,77 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
         m = out.get_submodule(m_names[0]) if m_names[0] else out
         for p in m.parameters(recurse=False):
             owners.setdefault(id(p), []).append(m_names[0])
-    # nn.MultiheadAttention reads out_proj.weight directly (never calls its forward): leave it whole
-    mha = [n for n, m in out.named_modules(remove_duplicate=False) if isinstance(m, nn.MultiheadAttention)]
-    root_note = ""
-    for name, module in list(out.named_modules()):
-        if isinstance(module, LUTLayer):
-            continue
-        if not name:
-            if isinstance(module, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(module):
-                root_note = (f"the model itself is a {type(module).__name__}: convert() replaces sub-modules, so "
-                             "wrap it (e.g. nn.Sequential(layer)) or build the LUT layer directly "
-                             "(LUTLinear.from_linear / LUTConv2d.from_conv)")
-            continue
-        all_names = names_of[id(module)]
-        aliases = [n for n in all_names if n != name]
-        kind = type(module).__name__
-        is_linear = isinstance(module, nn.Linear)
-        is_conv = isinstance(module, nn.Conv2d)
-        is_c1d = is_hf_conv1d(module)
-        if (is_linear or is_conv or is_c1d) and any(n.startswith(p + ".") for n in all_names for p in mha):
-            summary.layers.append(LayerReport(name, kind, "unsupported",
-                                              "inside nn.MultiheadAttention, which bypasses its forward"))
-            continue
-        if not (is_linear or is_conv or is_c1d):
-            if isinstance(module, _REPORTED_TYPES) or kind == "Conv1D":
-                summary.layers.append(LayerReport(name, kind, "unsupported",
-                                                  f"{kind} is not converted (only Linear, Conv2d and "
-                                                  "transformers' Conv1D)"))
-            continue
-        if any(_matches(n, skip) for n in all_names):
-            summary.layers.append(LayerReport(name, kind, "skipped", "skipped by request"))
-            continue
-        cfg = {"v": v, "c": c, "metric": metric, "table_bits": table_bits, "mode": mode}
-        for pat, ov in overrides.items():
-            if any(_matches(n, [pat]) for n in all_names):
-                cfg.update(ov)
-                break
-        ties = {}
-        for pname, p in module.named_parameters(recurse=False):
-            others = [o for o in owners.get(id(p), []) if o != all_names[0]]
-            if others:
-                ties[pname] = others
-        note = ""
-        if is_conv:
-            if module.groups != 1:
-                summary.layers.append(LayerReport(name, kind, "unsupported",
-                                                  f"groups={module.groups}: grouped convs stay float"))
-                continue
-            if module.padding_mode != "zeros" or isinstance(module.padding, str):
-                summary.layers.append(LayerReport(name, kind, "unsupported",
-                                                  f"padding={module.padding!r}/{module.padding_mode}: stays float"))
-                continue
-            cfg.setdefault("layout", layout)
-            new = _build(name, LUTConv2d.from_conv, module, cfg)
-        elif is_c1d:
-            if ties:
-                tied = sorted({name, *(o for v_ in ties.values() for o in v_)})
-                raise ValueError(f"convert: {name!r} is a transformers Conv1D whose "
-                                 + ", ".join(f"{k} is shared with {', '.join(v_)}" for k, v_ in ties.items())
-                                 + "; its LUTLinear needs the transposed weight, which would untie them. Keep them "
-                                 f"float with skip={tied!r}, or untie the weights first")
-            cfg.pop("layout", None)
-            new = _build(name, conv1d_to_lut_linear, module, cfg)
-            note = "transformers Conv1D as LUTLinear (weight stored transposed, (out, in))"
-        else:
-            cfg.pop("layout", None)
-            new = _build(name, LUTLinear.from_linear, module, cfg)
-        if ties and not is_c1d:  # keep the tie: the LUT layer holds the very same Parameter
-            for pname in ties:
-                setattr(new, pname, getattr(module, pname))
-            note = "; ".join(f"{k} tied with {', '.join(o)} (shared Parameter kept)" for k, o in ties.items())
-        for n in all_names:
-            _set_submodule(out, n, new)
-        summary.layers.append(LayerReport(name, kind, "converted", "", new.K, new.N, new.v, new.c, new.metric,
-                                          new.S, equivalent_bits(new.v, new.c), new.table_bytes(), aliases, note))
-    out.lut_summary = summary
-    if not summary.converted:
-        left = [f"{r.name} ({r.kind}: {r.reason})" for r in summary.left_alone]
-        if root_note:
-            left.append(root_note)
-        n_lut = sum(1 for m in out.modules() if isinstance(m, LUTLayer))
-        if n_lut:
-            left.append(f"{n_lut} layer{'s' * (n_lut != 1)} already LUT layers (the model was converted before)")
-        why = "; ".join(left) if left else "the model has no nn.Linear, nn.Conv2d or transformers Conv1D layer"
-        warnings.warn(f"convert converted no layer, the whole model stays float. Left float: {why}", UserWarning,
-                      stacklevel=2)
-    if verbose:
-        print(summary)
-    return out
+    return names_of, owners
+
+
+def _convert_one(out, name, module, all_names, owners, mha, skip, overrides, defaults, layout) -> LayerReport | None:
+    """Replace one module (under all its names) by its LUT layer, or say why it stays float; None: not a layer."""
+    aliases = [n for n in all_names if n != name]
+    kind = type(module).__name__
+    is_linear = isinstance(module, nn.Linear)
+    is_conv = isinstance(module, nn.Conv2d)
+    is_c1d = is_hf_conv1d(module)
+    if (is_linear or is_conv or is_c1d) and any(n.startswith(p + ".") for n in all_names for p in mha):
+        return LayerReport(name, kind, "unsupported", "inside nn.MultiheadAttention, which bypasses its forward")
+    if not (is_linear or is_conv or is_c1d):
+        if isinstance(module, _REPORTED_TYPES) or kind == "Conv1D":
+            return LayerReport(name, kind, "unsupported",
+                               f"{kind} is not converted (only Linear, Conv2d and transformers' Conv1D)")
+        return None
+    if any(_matches(n, skip) for n in all_names):
+        return LayerReport(name, kind, "skipped", "skipped by request")
+    cfg = dict(defaults)
+    for pat, ov in overrides.items():
+        if any(_matches(n, [pat]) for n in all_names):
+            cfg.update(ov)
+            break
+    ties = {}
+    for pname, p in module.named_parameters(recurse=False):
+        others = [o for o in owners.get(id(p), []) if o != all_names[0]]
+        if others:
+            ties[pname] = others
+    note = ""
+    if is_conv:
+        if module.groups != 1:
+            return LayerReport(name, kind, "unsupported", f"groups={module.groups}: grouped convs stay float")
+        if module.padding_mode != "zeros" or isinstance(module.padding, str):
+            return LayerReport(name, kind, "unsupported",
+                               f"padding={module.padding!r}/{module.padding_mode}: stays float")
+        cfg.setdefault("layout", layout)
+        new = _build(name, LUTConv2d.from_conv, module, cfg)
+    elif is_c1d:
+        if ties:
+            tied = sorted({name, *(o for v_ in ties.values() for o in v_)})
+            raise ValueError(f"convert: {name!r} is a transformers Conv1D whose "
+                             + ", ".join(f"{k} is shared with {', '.join(v_)}" for k, v_ in ties.items())
+                             + "; its LUTLinear needs the transposed weight, which would untie them. Keep them "
+                             f"float with skip={tied!r}, or untie the weights first")
+        cfg.pop("layout", None)
+        new = _build(name, conv1d_to_lut_linear, module, cfg)
+        note = "transformers Conv1D as LUTLinear (weight stored transposed, (out, in))"
+    else:
+        cfg.pop("layout", None)
+        new = _build(name, LUTLinear.from_linear, module, cfg)
+    if ties and not is_c1d:  # keep the tie: the LUT layer holds the very same Parameter
+        for pname in ties:
+            setattr(new, pname, getattr(module, pname))
+        note = "; ".join(f"{k} tied with {', '.join(o)} (shared Parameter kept)" for k, o in ties.items())
+    for n in all_names:
+        _set_submodule(out, n, new)
+    return LayerReport(name, kind, "converted", "", new.K, new.N, new.v, new.c, new.metric,
+                       new.S, equivalent_bits(new.v, new.c), new.table_bytes(), aliases, note)
+
+
+def _warn_nothing_converted(out: nn.Module, summary, root_note: str) -> None:
+    left = [f"{r.name} ({r.kind}: {r.reason})" for r in summary.left_alone]
+    if root_note:
+        left.append(root_note)
+    n_lut = sum(1 for m in out.modules() if isinstance(m, LUTLayer))
+    if n_lut:
+        left.append(f"{n_lut} layer{'s' * (n_lut != 1)} already LUT layers (the model was converted before)")
+    why = "; ".join(left) if left else "the model has no nn.Linear, nn.Conv2d or transformers Conv1D layer"
+    warnings.warn(f"convert converted no layer, the whole model stays float. Left float: {why}", UserWarning,
+                  stacklevel=2)
 
 
 def _build(name: str, make, module: nn.Module, cfg: dict):

@@ -406,3 +406,13 @@ def test_float32_encode_is_unchanged_by_the_dtype_rules():
     d = ((x.double().unsqueeze(2) - cb.double().unsqueeze(0)) ** 2).sum(-1)
     assert torch.equal(idx, d.argmin(-1)) and idx.dtype == torch.int64
     assert torch.equal(distances.encode(x.double(), cb), idx)
+
+
+def test_nan_rows_marks_only_rows_with_nan_or_inf_not_rows_whose_sum_overflows():
+    from lutnb.vq.checks import nan_rows
+
+    rows = torch.randn(6, 5)
+    rows[1, 2], rows[3, 0] = float("nan"), float("-inf")
+    rows[4, :] = 3e38  # finite entries whose float32 sum overflows to inf
+    out = nan_rows(torch.zeros(6, 2), rows)
+    assert torch.isnan(out).all(1).tolist() == [False, True, False, True, False, False]

@@ -78,7 +78,9 @@ class LUTDLAConfig:
     sub-vector of length `v` per cycle after a fill of `c` cycles. IMM: ping-pong table buffer holding
     `c x table_tile` (Tn) entries of `table_bits`, `lanes` (P) look-ups per cycle, each adding one table
     row of Tn entries into `acc_bits` accumulators. `m_tile` rows are streamed per table tile (None: all
-    M rows, the pure LUT-Stationary order). Off-chip bandwidth in bytes per cycle.
+    M rows, the pure LUT-Stationary order). Off-chip bandwidth in bytes per cycle. `adder_fanin` (g): how
+    many sub-spaces an adder tree across lanes combines per accumulator access (g table tiles resident at
+    once; the accumulator is read and written ceil(S / g) times per output instead of S times).
     """
 
     ccus: int = 16
@@ -97,12 +99,14 @@ class LUTDLAConfig:
     double_buffer: bool = True
     sram_banks: int = 16
     m_tile: int | None = None
+    adder_fanin: int = 1
 
     def __post_init__(self):
         """Every field type-checked and range-checked, in the ranges the simulator, the functional model and
         the integer engine support (numpy integers and floats are accepted and stored as Python numbers)."""
         n = type(self).__name__
-        for f in ("ccus", "v", "fifo_depth", "lanes", "table_tile", "table_buffer_bytes", "sram_banks"):
+        for f in ("ccus", "v", "fifo_depth", "lanes", "table_tile", "table_buffer_bytes", "sram_banks",
+                  "adder_fanin"):
             _integer(self, n, f)
         _integer(self, n, "c", 2, fix="use c >= 2 (a codebook needs at least 2 centroids; 16 is usual)")
         _choice(self, n, "metric", METRICS, "distance metric")
@@ -121,15 +125,26 @@ class LUTDLAConfig:
         _check(self.fifo_depth >= need, n, "fifo_depth", self.fifo_depth,
                f"the index FIFO must hold one CCM group and one IMM group (ccus + lanes = {need}) "
                "or the two modules deadlock", f"use fifo_depth >= {need}")
-        tile_bytes = self.table_tile_bytes
+        _check(self.adder_fanin <= self.lanes, n, "adder_fanin", self.adder_fanin,
+               f"an adder tree over g sub-spaces needs g lanes (lanes={self.lanes})",
+               f"use adder_fanin <= lanes={self.lanes}")
+        tile_bytes = self.table_tile_bytes * self.adder_fanin
         bufs = 2 if self.double_buffer else 1
         _check(self.table_buffer_bytes >= bufs * tile_bytes, n, "table_buffer_bytes", self.table_buffer_bytes,
-               f"too small for {bufs} table tile(s) of c x table_tile x table_bits = {tile_bytes} bytes",
+               f"too small for {bufs} x adder_fanin={self.adder_fanin} table tile(s) of c x table_tile x "
+               f"table_bits = {self.table_tile_bytes} bytes",
                f"use table_buffer_bytes >= {bufs * tile_bytes} or a smaller table_tile")
 
     @property
     def index_bits(self) -> int:
         return max(1, math.ceil(math.log2(self.c)))
+
+    @property
+    def min_unthrottled_fifo_depth(self) -> int:
+        """The FIFO depth at which credits never hold the CCM back: the L x c results in flight in the PE
+        chains, the L being issued and one IMM group of P waiting (smaller depths are legal; the record's
+        `ccm_stall_fifo_full` then reports the throttling)."""
+        return self.ccus * (self.c + 1) + self.lanes
 
     @property
     def table_tile_bytes(self) -> int:
@@ -149,7 +164,8 @@ class LUTDLAConfig:
 
 @dataclass(frozen=True)
 class SystolicConfig:
-    """A dense systolic array as in SCALE-Sim: `rows` x `cols` MACs, dataflow ws/os/is, SRAM in KiB."""
+    """A dense systolic array as in SCALE-Sim: `rows` x `cols` MACs, dataflow ws/os/is, SRAM in KiB; operands
+    of `word_bytes`, partial sums and outputs of `acc_bits`; the off-chip link in bytes per cycle."""
 
     rows: int = 32
     cols: int = 32
@@ -160,11 +176,13 @@ class SystolicConfig:
     word_bytes: int = 1
     offchip_bytes_per_cycle: float = 10.0
     clock_mhz: float = 500.0
+    acc_bits: int = 32
 
     def __post_init__(self):
         n = type(self).__name__
         for f in ("rows", "cols", "ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb", "word_bytes"):
             _integer(self, n, f)
+        _integer(self, n, "acc_bits", 8, 64, "partial sums are 8..64-bit: use e.g. 32")
         _choice(self, n, "dataflow", DATAFLOWS, "dataflow")
         _positive_number(self, n, "offchip_bytes_per_cycle", "use e.g. 10")
         _positive_number(self, n, "clock_mhz", "use e.g. 500")

@@ -9,19 +9,23 @@ mode). Its spatio-temporal mapping of a GEMM M x K x N (M output pixels, K windo
     is: Sr = K, Sc = M, T = N   folds ceil(K/R) * ceil(M/C), each 2R + C + T - 2 cycles
 
 SRAM access counts follow SCALE-Sim's counters (including its OS output count, which adds R + C per
-fold). DRAM traffic [ours]: every operand is fetched once and every SRAM output write goes off chip,
-which is what SCALE-Sim reports when the operands fit its (default 6 MiB) SRAMs.
+fold); partial-sum read-backs (`psums`) and DRAM traffic follow `lutnb.hw.traffic`, the rule LUT-DLA's
+records use too: activations and weights fetched once, final outputs written once, partial sums spilled
+only when the reduction-inner output tile does not fit the OFMAP SRAM. Off-chip time [ours]: the layer
+lasts max(compute cycles, ceil(DRAM bytes / offchip_bytes_per_cycle)); compute_cycles is SCALE-Sim's
+stall-free count and stall_offchip_bw the difference (0 where bandwidth is not the limit).
 """
 from __future__ import annotations
 
 import math
 
 from .config import SystolicConfig
+from .traffic import DENSE_OPERANDS, dense_traffic, link_bound, link_cycles, nbytes
 from .workloads import GemmWorkload
 
-OPERANDS_DENSE = ("activations", "weights", "outputs")
-DENSE_RECORD_FIELDS = ("layer", "M", "K", "N", "dataflow", "total_cycles", "compute_cycles", "stall_cycles", "folds",
-                       "macs", "utilization", "latency_us",
+OPERANDS_DENSE = DENSE_OPERANDS
+DENSE_RECORD_FIELDS = ("layer", "M", "K", "N", "dataflow", "total_cycles", "compute_cycles", "stall_cycles",
+                       "stall_offchip_bw", "link_cycles", "folds", "macs", "utilization", "latency_us",
                        *(f"{pre}{op}_{post}" for op in OPERANDS_DENSE
                          for pre, post in (("", "bits"), ("sram_", "words"), ("sram_", "bytes"), ("dram_", "words"),
                                            ("dram_", "bytes"))),
@@ -68,27 +72,35 @@ def systolic_sram_accesses(M: int, K: int, N: int, rows: int, cols: int, dataflo
     raise ValueError(f"dataflow={dataflow!r}: use 'ws', 'os' or 'is'")
 
 
+def dense_layer_traffic(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
+    """{operand: (bits, sram words, dram words)} of one GEMM on the array (`lutnb.hw.traffic` rules)."""
+    sram = systolic_sram_accesses(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)
+    cap = cfg.ofmap_sram_kb * 1024 * 8 // cfg.acc_bits
+    return {op: tuple(int(x) for x in t) for op, t in dense_traffic(
+        M, K, N, cfg.rows, cfg.cols, cfg.dataflow, 8 * cfg.word_bytes, cfg.acc_bits, sram, cap).items()}
+
+
 def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
-    """One layer on a systolic array: cycles, traffic per operand (words and bytes), utilization."""
+    """One layer on a systolic array: cycles (bandwidth-limited by the link), traffic per operand, utilization."""
     _check_dense_inputs(work, cfg)
     cyc = systolic_cycles(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
-    sram = systolic_sram_accesses(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
-    out_dram = work.M * work.N if cfg.dataflow == "os" else sram["outputs"]
-    dram = {"activations": work.M * work.K, "weights": work.K * work.N, "outputs": out_dram}
-    total = cyc["total_cycles"]
-    rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "dataflow": cfg.dataflow,
-           "total_cycles": total, "compute_cycles": total, "stall_cycles": 0, "folds": cyc["folds"],
-           "macs": work.macs, "utilization": work.macs / (total * cfg.rows * cfg.cols),
-           "latency_us": total / cfg.clock_mhz}
-    bits = 8 * cfg.word_bytes
+    traffic = dense_layer_traffic(work.M, work.K, work.N, cfg)
+    rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "dataflow": cfg.dataflow}
     for op in OPERANDS_DENSE:
+        bits, sram, dram = traffic[op]
         rec[f"{op}_bits"] = bits
-        rec[f"sram_{op}_words"] = sram[op]
-        rec[f"sram_{op}_bytes"] = sram[op] * cfg.word_bytes
-        rec[f"dram_{op}_words"] = dram[op]
-        rec[f"dram_{op}_bytes"] = dram[op] * cfg.word_bytes
+        rec[f"sram_{op}_words"] = sram
+        rec[f"sram_{op}_bytes"] = int(nbytes(sram, bits))
+        rec[f"dram_{op}_words"] = dram
+        rec[f"dram_{op}_bytes"] = int(nbytes(dram, bits))
     rec["dram_bytes"] = sum(rec[f"dram_{op}_bytes"] for op in OPERANDS_DENSE)
     rec["sram_bytes"] = sum(rec[f"sram_{op}_bytes"] for op in OPERANDS_DENSE)
+    compute = cyc["total_cycles"]
+    link = int(link_cycles(rec["dram_bytes"], cfg.offchip_bytes_per_cycle))
+    total, stall = (int(x) for x in link_bound(compute, link))
+    rec.update(total_cycles=total, compute_cycles=compute, stall_cycles=stall, stall_offchip_bw=stall,
+               link_cycles=link, folds=cyc["folds"], macs=work.macs,
+               utilization=work.macs / (total * cfg.rows * cfg.cols), latency_us=total / cfg.clock_mhz)
     return rec
 
 
@@ -104,7 +116,7 @@ def simulate_dense_network(workloads: list[GemmWorkload], cfg: SystolicConfig):
         raise TypeError(f"workloads must be a list of GemmWorkload, not {type(workloads).__name__}; "
                         "wrap a single layer in a list")
     df = pd.DataFrame([simulate_dense_layer(w, cfg) for w in workloads], columns=list(DENSE_RECORD_FIELDS))
-    totals = {k: int(df[k].sum()) for k in df.columns if k.endswith(("_cycles", "_words", "_bytes"))}
+    totals = {k: int(df[k].sum()) for k in df.columns if k.endswith(("_cycles", "_words", "_bytes", "_bw"))}
     totals["macs"] = int(df["macs"].sum())
     cycles = totals["total_cycles"]
     totals["utilization"] = totals["macs"] / (cycles * cfg.rows * cfg.cols) if cycles else 0.0

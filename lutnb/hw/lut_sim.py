@@ -1,21 +1,26 @@
 """Cycle-level LUT-DLA simulator: a per-cycle reference and a fast event-level engine, one record type.
 
 The model ([ours], see docs/paper.md and notebook 04): a layer is a GEMM M x K x N, S = ceil(K / v)
-sub-spaces. LUT-Stationary order: for each row tile (m_tile rows, None = all M), for each column tile of
-`table_tile` (Tn) outputs, for each sub-space s: the DMA loads the c x Tn table tile (ceil(bytes /
-bandwidth) cycles, into one of two ping-pong buffers when double buffering is on), then the IMM streams
-the tile's rows through it, `lanes` (P) look-ups per cycle. Indices come from the CCM through the index
-FIFO for the first column tile (the CCM's `ccus` (L) units encode L rows of one sub-space per cycle,
-results visible `c` cycles later, credit-based flow control against the FIFO depth) and from the index
-buffer for the others (index reuse). A look-up group whose indices hit one table-buffer bank at
-different rows serialises: max_bank(distinct rows) - 1 extra cycles (same-row reads broadcast).
+sub-spaces, combined g = adder_fanin at a time. LUT-Stationary order: for each row tile (m_tile rows, None =
+all M), for each column tile of `table_tile` (Tn) outputs, for each group of g sub-spaces: the DMA loads the
+g c x Tn table tiles (ceil(bytes / bandwidth) cycles, into one of two ping-pong buffers when double
+buffering is on), then the IMM streams the group's rows x g indices through them, `lanes` (P) look-ups per
+cycle. Indices come from the CCM through the index FIFO for the first column tile (the CCM's `ccus` (L)
+units encode L sub-vectors per cycle, results visible `c` cycles later, credit-based flow control against
+the FIFO depth) and from the index buffer for the others (index reuse). A look-up group whose indices hit
+one table-buffer bank at different rows serialises: max_bank(distinct rows) - 1 extra cycles.
 
-Every IMM cycle is exactly one of: busy (issuing a group), bank conflict, exposed table load (no double
-buffering, or the layer's first tile), off-chip bandwidth (double buffered but the next tile is not in
-yet), pipeline fill (waiting for the CCM's first results), FIFO empty. So
-    total = imm_cycles + bank_conflict + table_load + offchip_bw + fill + fifo_empty.
-FIFO full is the CCM's stall (cycles it had a group ready but no FIFO credit); it overlaps IMM time.
-stall_cycles = fifo_full + fifo_empty + offchip_bw + bank_conflict.
+One timeline, the IMM's: every cycle of `total_cycles` is exactly one of busy (`imm_cycles`, issuing a
+group) or one named stall cause (`STALL_CAUSES`): table_load (exposed load: no double buffering, or the
+layer's first tile), fill (waiting for the CCM's first results), fifo_empty, offchip_bw (double buffered but
+the next tile is not in yet, or the link: see below), bank_conflict. So
+    total_cycles = imm_cycles + stall_cycles,  stall_cycles = sum of the STALL_CAUSES fields.
+The link ([ours], `lutnb.hw.traffic.link_bound`, the same rule as the dense baselines): activations,
+codebooks, outputs and partial-sum spills share the off-chip link with the table loads; they are assumed
+prefetched / drained in the link's idle time, so a layer lasts at least ceil(all off-chip bytes / bandwidth)
+cycles (`link_cycles`) and any excess over the IMM timeline is added to stall_offchip_bw.
+`ccm_stall_fifo_full` (cycles the CCM had a group ready but no FIFO credit) is on the CCM's timeline, overlaps
+IMM time and is not a part of total_cycles; it is 0 when fifo_depth >= cfg.min_unthrottled_fifo_depth.
 """
 from __future__ import annotations
 
@@ -26,14 +31,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import LUTDLAConfig
+from .traffic import LUT_OPERANDS, link_bound, link_cycles, lut_traffic, nbytes
 from .workloads import GemmWorkload
 
-OPERANDS = ("indices", "tables", "activations", "outputs", "codebooks")
-STALL_CAUSES = ("fifo_full", "fifo_empty", "offchip_bw", "bank_conflict")
-TIMING_FIELDS = ("total_cycles", "ccm_cycles", "imm_cycles", "table_load_cycles", "fill_cycles",
-                 "stall_fifo_full", "stall_fifo_empty", "stall_offchip_bw", "stall_bank_conflict")
+OPERANDS = LUT_OPERANDS
+STALL_CAUSES = ("table_load", "fill", "fifo_empty", "offchip_bw", "bank_conflict")   # parts of total - busy
+STALL_FIELDS = tuple(f"stall_{c}" for c in STALL_CAUSES)
+TIMING_FIELDS = ("total_cycles", "ccm_cycles", "imm_cycles", *STALL_FIELDS, "ccm_stall_fifo_full")
 ENGINES = ("fast", "reference")
-RECORD_FIELDS = ("layer", "M", "K", "N", "S", "m_tiles", "n_tiles", *TIMING_FIELDS, "stall_cycles", "table_loads",
+RECORD_FIELDS = ("layer", "M", "K", "N", "S", "m_tiles", "n_tiles", *TIMING_FIELDS, "stall_cycles", "link_cycles",
+                 "table_loads",
                  "lookups", "lookup_adds", "distance_ops", "utilization", "ccm_utilization", "latency_us",
                  *(f"{pre}{op}_{post}" for op in OPERANDS
                    for pre, post in (("", "bits"), ("sram_", "words"), ("sram_", "bytes"), ("dram_", "words"),
@@ -85,9 +92,10 @@ def _group_sizes(rows: int, width: int) -> list:
     return [width] * full + ([rem] if rem else [])
 
 
-def _bank_extras(idx: np.ndarray, cfg: LUTDLAConfig) -> np.ndarray:
-    """Extra cycles per IMM group of P consecutive indices (one sub-space): max_bank(distinct rows) - 1."""
-    P, c, B = cfg.lanes, cfg.c, cfg.sram_banks
+def _bank_extras(idx: np.ndarray, cfg: LUTDLAConfig, c: int | None = None) -> np.ndarray:
+    """Extra cycles per IMM group of P consecutive indices: max_bank(distinct rows) - 1 (`c` table rows in all:
+    g sub-spaces' tables side by side when adder_fanin > 1)."""
+    P, c, B = cfg.lanes, (cfg.c if c is None else c), cfg.sram_banks
     ng = math.ceil(len(idx) / P)
     present = np.zeros((ng, c), dtype=bool)
     present[np.arange(len(idx)) // P, idx] = True
@@ -120,18 +128,28 @@ def plan_layer(work: GemmWorkload, cfg: LUTDLAConfig, indices: np.ndarray | None
         if indices.size and (indices.min() < 0 or indices.max() >= cfg.c):
             raise ValueError(f"indices span [{indices.min()}, {indices.max()}]: centroid indices must lie in "
                              f"[0, c={cfg.c}) for layer {work.name!r}")
+    g = cfg.adder_fanin
+    n_groups = math.ceil(S / g)
     for mt in range(m_tiles):
         rows = min(Tm, M - mt * Tm)
-        group_sizes.setdefault(rows, _group_sizes(rows, cfg.lanes))
-        ccm = _group_sizes(rows, cfg.ccus)
-        for s in range(S):
-            prod_sizes.extend(ccm)
-            extras[(mt, s)] = _bank_extras(indices[mt * Tm: mt * Tm + rows, s], cfg) if need_idx else None
+        r0 = mt * Tm
+        for sg in range(n_groups):
+            gs = min(g, S - sg * g)
+            items = rows * gs
+            group_sizes.setdefault(items, _group_sizes(items, cfg.lanes))
+            prod_sizes.extend(_group_sizes(items, cfg.ccus))
+            if need_idx:
+                block = indices[r0: r0 + rows, sg * g: sg * g + gs] + cfg.c * np.arange(gs)[None, :]
+                extras[(mt, sg)] = _bank_extras(block.reshape(-1), cfg, cfg.c * gs)
+            else:
+                extras[(mt, sg)] = None
         for nt in range(n_tiles):
             width = min(cfg.table_tile, N - nt * cfg.table_tile)
             tile_bytes = math.ceil(cfg.c * width * cfg.table_bits / 8)
-            load = max(1, math.ceil(tile_bytes / cfg.offchip_bytes_per_cycle))
-            phases.extend(_Phase(mt, nt, s, rows, load) for s in range(S))
+            for sg in range(n_groups):
+                gs = min(g, S - sg * g)
+                load = max(1, math.ceil(gs * tile_bytes / cfg.offchip_bytes_per_cycle))
+                phases.append(_Phase(mt, nt, sg, rows * gs, load))
     return _Plan(phases, m_tiles, n_tiles, S, prod_sizes, extras, group_sizes)
 
 
@@ -162,7 +180,7 @@ def _simulate_reference(plan: _Plan, cfg: LUTDLAConfig) -> dict:
                 g += 1
                 cnt["ccm_cycles"] += 1
             else:
-                cnt["stall_fifo_full"] += 1
+                cnt["ccm_stall_fifo_full"] += 1
         if busy_until > t:                                                # IMM
             cnt["stall_bank_conflict"] += 1
         elif k < K:
@@ -182,9 +200,9 @@ def _simulate_reference(plan: _Plan, cfg: LUTDLAConfig) -> dict:
                 if h == len(sizes):
                     release[k], k, h = busy_until, k + 1, 0
             elif not table_ok:
-                cnt["table_load_cycles" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"] += 1
+                cnt["stall_table_load" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"] += 1
             elif not seen_first:
-                cnt["fill_cycles"] += 1
+                cnt["stall_fill"] += 1
             else:
                 cnt["stall_fifo_empty"] += 1
         t += 1
@@ -232,12 +250,12 @@ def simulate_plan(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> 
     prod = _Producer(plan.prod_sizes, cfg.fifo_depth, cfg.c)
     ready, release = [0] * K, [0] * K
     free_at = consumed = 0
-    table_key = "table_load_cycles"
+    table_key = "stall_table_load"
     ex_sums = {key: (0 if ex is None else int(ex.sum())) for key, ex in plan.extras.items()}
     for k, p in enumerate(ph):
         start = max(ready[k - 1] if k else 0, release[k - nb] if k >= nb else 0)
         ready[k] = rk = start + p.load
-        table_key = "table_load_cycles" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"
+        table_key = "stall_table_load" if (not cfg.double_buffer or k == 0) else "stall_offchip_bw"
         sizes = plan.group_sizes[p.rows]
         ex = plan.extras[(p.mt, p.s)]
         if p.nt > 0:                                     # indices from the index buffer: closed form
@@ -261,7 +279,7 @@ def simulate_plan(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> 
                 cnt[table_key] += s0 - a
                 imm_start = T
             fill = max(0, min(prod.V0, T) - s0)
-            cnt["fill_cycles"] += fill
+            cnt["stall_fill"] += fill
             cnt["stall_fifo_empty"] += T - s0 - fill
             prod.pop_end.append(consumed)
             prod.pop_t.append(T)
@@ -274,22 +292,16 @@ def simulate_plan(plan: _Plan, cfg: LUTDLAConfig, trace: list | None = None) -> 
             trace.append({"tile": k, "mt": p.mt, "nt": p.nt, "s": p.s, "dma_start": start, "dma_end": rk,
                           "imm_start": imm_start, "imm_end": free_at})
     cnt["ccm_cycles"] = len(plan.prod_sizes)
-    cnt["stall_fifo_full"] = prod.fifo_full
+    cnt["ccm_stall_fifo_full"] = prod.fifo_full
     cnt["total_cycles"] = free_at
     return cnt
 
 
 def _accesses(work: GemmWorkload, cfg: LUTDLAConfig, plan: _Plan) -> dict:
-    """Words moved per operand (SRAM: on-chip buffers and FIFO; DRAM: off-chip) and each operand's width."""
-    M, K, N, S, c = work.M, work.K, work.N, plan.S, cfg.c
-    idx_reuse = M * S * (plan.n_tiles - 1)
-    return {
-        "indices": (cfg.index_bits, M * S + (M * S if plan.n_tiles > 1 else 0) + idx_reuse, 0),
-        "tables": (cfg.table_bits, plan.m_tiles * S * c * N + M * S * N, plan.m_tiles * S * c * N),
-        "activations": (cfg.activation_bits, M * K, M * K),
-        "outputs": (cfg.acc_bits, 2 * M * S * N, M * N),
-        "codebooks": (cfg.activation_bits, plan.m_tiles * S * c * cfg.v, plan.m_tiles * S * c * cfg.v),
-    }
+    """{operand: (bits, sram words, dram words)} from the shared traffic model (`lutnb.hw.traffic`)."""
+    bits = {"index": cfg.index_bits, "table": cfg.table_bits, "activation": cfg.activation_bits, "acc": cfg.acc_bits}
+    t = lut_traffic(work.M, work.K, work.N, cfg.v, cfg.c, plan.m_tiles, plan.n_tiles, cfg.adder_fanin, bits)
+    return {op: tuple(int(x) for x in val) for op, val in t.items()}
 
 
 def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: str = "fast",
@@ -303,23 +315,27 @@ def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: 
     _check_work(work)
     plan = plan_layer(work, cfg, indices, seed)
     timing = (simulate_plan if engine == "fast" else _simulate_reference)(plan, cfg)
-    total = timing["total_cycles"]
     rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "S": plan.S,
            "m_tiles": plan.m_tiles, "n_tiles": plan.n_tiles, **timing}
-    rec["stall_cycles"] = sum(timing[f"stall_{c}"] for c in STALL_CAUSES)
-    rec["table_loads"] = len(plan.phases)
+    for op, (bits, sram, dram) in _accesses(work, cfg, plan).items():
+        rec[f"{op}_bits"] = bits
+        rec[f"sram_{op}_words"] = sram
+        rec[f"sram_{op}_bytes"] = int(nbytes(sram, bits))
+        rec[f"dram_{op}_words"] = dram
+        rec[f"dram_{op}_bytes"] = int(nbytes(dram, bits))
+    dram_bytes = sum(rec[f"dram_{op}_bytes"] for op in OPERANDS)
+    rec["link_cycles"] = link = int(link_cycles(dram_bytes, cfg.offchip_bytes_per_cycle))
+    total, extra = (int(x) for x in link_bound(timing["total_cycles"], link))
+    rec["total_cycles"] = total
+    rec["stall_offchip_bw"] += extra
+    rec["stall_cycles"] = sum(rec[f] for f in STALL_FIELDS)
+    rec["table_loads"] = plan.m_tiles * plan.n_tiles * plan.S
     rec["lookups"] = work.M * plan.S * plan.n_tiles
     rec["lookup_adds"] = work.M * plan.S * work.N
     rec["distance_ops"] = work.M * plan.S * cfg.c * cfg.v
     rec["utilization"] = rec["lookups"] / (cfg.lanes * total)
     rec["ccm_utilization"] = work.M * plan.S / (cfg.ccus * total)
     rec["latency_us"] = total / cfg.clock_mhz
-    for op, (bits, sram, dram) in _accesses(work, cfg, plan).items():
-        rec[f"{op}_bits"] = bits
-        rec[f"sram_{op}_words"] = sram
-        rec[f"sram_{op}_bytes"] = math.ceil(sram * bits / 8)
-        rec[f"dram_{op}_words"] = dram
-        rec[f"dram_{op}_bytes"] = math.ceil(dram * bits / 8)
     rec["sram_bytes"] = sum(rec[f"sram_{op}_bytes"] for op in OPERANDS)
     rec["dram_bytes"] = sum(rec[f"dram_{op}_bytes"] for op in OPERANDS)
     return rec
@@ -344,7 +360,7 @@ def simulate_network(workloads: list[GemmWorkload], cfg: LUTDLAConfig | None = N
         _check_work(w)
     df = pd.DataFrame([simulate_layer(w, cfg, engine=engine, seed=seed) for w in workloads],
                       columns=list(RECORD_FIELDS))
-    summed = [k for k in df.columns if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith("stall_")
+    summed = [k for k in df.columns if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith(("stall_", "ccm_stall"))
               or k in ("table_loads", "lookups", "lookup_adds", "distance_ops")]
     totals = {k: int(df[k].sum()) for k in summed}
     cycles = totals["total_cycles"]

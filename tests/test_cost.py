@@ -99,7 +99,10 @@ def test_hand_computed_small_design():
     assert s["time_s"] == pytest.approx(2e-6)
     assert s["tops"] == pytest.approx(2000 / 2e-6 / 1e12)
     assert s["tops_per_w"] == pytest.approx(s["ops"] / s["energy_pj"])
-    assert s["leakage_pj"] == pytest.approx(s["area_mm2"] * 0.01 * 1e-3 * 2e-6 * 1e12)
+    assert s["leakage_pj"] == pytest.approx(s["area_mm2"] * 25.066064 / 1.064 * 1e-3 * 2e-6 * 1e12)
+    assert s["energy_core_pj"] == pytest.approx(s["energy_pj"] - e["dram"])          # core = system - DRAM
+    assert s["tops_per_w_core"] == pytest.approx(s["ops"] / s["energy_core_pj"])
+    assert s["tops_per_w_core"] > s["tops_per_w"] == s["tops_per_w_system"]
     df = cost.breakdown(e, a, s)
     assert df["energy_pj"].sum() == pytest.approx(s["energy_pj"])
     assert df["area_mm2"].sum() == pytest.approx(s["area_mm2"])
@@ -114,3 +117,33 @@ def test_dense_mac_widths():
         cost.Tech(node_nm=1)
     with pytest.raises(ValueError):
         cost.distance_pe("cosine", 4)
+
+
+def test_leakage_is_sourced_and_not_negligible():
+    k = cost.CONSTANTS["leakage_density"]
+    assert k.kind == "derived" and "NanGate" in k.source and k.value == pytest.approx(23.56, rel=1e-3)
+    # a 1 mm^2 block busy for 1 ms leaks ~23.6 nJ: far above the 1e-5 share the old 0.01 mW/mm^2 gave
+    assert float(cost.leakage_mw(1.0)) == pytest.approx(23.56, rel=1e-3)
+
+
+def test_accumulator_width_and_adder_tree():
+    assert cost.required_acc_bits(8, 144) == 8 + 8 and cost.required_acc_bits(4, 2) == 8   # floor of 8 bits
+    assert cost.required_acc_bits(8, 1) == 8 and cost.required_acc_bits(16, 1 << 20) == 36
+    one, four = cost.imm_adders(16, 8, 1), cost.imm_adders(16, 8, 4)
+    assert float(one["energy_per_lookup"]) == pytest.approx(cost.adder(16)[0])
+    # g = 4: three 10-bit tree adds and one 16-bit accumulate per 4 look-ups
+    want = (3 * cost.adder(10)[0] + cost.adder(16)[0]) / 4
+    assert float(four["energy_per_lookup"]) == pytest.approx(want) and want < cost.adder(16)[0]
+
+
+def test_regfile_vs_sram_accumulators_priced_from_cited_cells():
+    e_rf, a_rf = cost.acc_storage_cost(1.0, 64, "regfile")
+    e_sr, a_sr = cost.acc_storage_cost(1.0, 64, "sram")
+    assert a_rf == pytest.approx(8192 * (4.522 + 1.862))                  # NanGate DFF_X1 + MUX2_X1 per bit
+    assert a_sr == pytest.approx(8192 * 0.346 / 0.5)                      # Intel 45 nm cell / array efficiency
+    assert e_rf == pytest.approx((4.522 + 1.862) * 0.03 / 36)
+    assert a_rf > a_sr and e_rf < e_sr                                    # flip-flops: bigger, cheaper to touch
+    d = cost.LUTDesign(LUTDLAConfig(), acc_buffer_kb=2.0, acc_storage="regfile")
+    assert cost.lut_area(d, 64)["sram_accumulator"] == pytest.approx(cost.regfile_area_um2(2.0) / 1e6)
+    with pytest.raises(ValueError, match=r"LUTDesign\.acc_storage='dram'"):
+        cost.LUTDesign(acc_storage="dram")

@@ -31,7 +31,7 @@ def test_workloads_zoo():
 
 
 def _sim_totals(wl, params):
-    design = dse.design_from_params(params)
+    design = dse.design_from_params(params, wl)
     return simulate_network(wl.expanded(), design.sim_config())[1], design
 
 

@@ -13,13 +13,9 @@ from functools import lru_cache
 import numpy as np
 
 from ..hw import SystolicConfig
+from ..hw.traffic import cdiv, link_cycles, lut_traffic, nbytes
 from . import cost
 from .workloads import Workload
-
-
-def cdiv(a, b):
-    """Ceiling division, for ints and integer numpy arrays."""
-    return -(-a // b)
 
 
 @lru_cache(maxsize=256)
@@ -38,7 +34,8 @@ def expected_bank_extra(lanes: int, c: int, banks: int, samples: int = 4000) -> 
 def layer_cycles(M, K, N, p):
     """Cycles of one GEMM for design-point arrays `p` (dict of numpy arrays); see the module docstring."""
     v, c, L, P, Tn = p["v"], p["c"], p["ccus"], p["lanes"], p["table_tile"]
-    S = cdiv(K, v)
+    G = p.get("adder_fanin", 1)
+    S = cdiv(cdiv(K, v), G)                       # accumulator updates per output (sub-space groups)
     Tm = np.minimum(p["m_tile"], M)
     mt = cdiv(M, Tm)
     last_r = M - (mt - 1) * Tm
@@ -47,15 +44,15 @@ def layer_cycles(M, K, N, p):
     bw, tb, db = p["offchip_bytes_per_cycle"], p["table_bits"], p["double_buffer"]
 
     def load(w):
-        return np.maximum(1, np.ceil(np.ceil(c * w * tb / 8) / bw))
+        return np.maximum(1, np.ceil(G * np.ceil(c * w * tb / 8) / bw))
 
     lf, ll = load(np.minimum(Tn, N)), load(last_w)
     l0 = np.where(nt > 1, lf, ll)
     x = p["bank_extra"]
 
     def block(r, ahead):
-        g = np.ceil(cdiv(r, P) * (1 + x))
-        cc = cdiv(r, L)
+        g = np.ceil(cdiv(r * G, P) * (1 + x))
+        cc = cdiv(r * G, L)
         per_f = np.where(db, np.maximum(g, lf), lf + g)
         per_l = np.where(db, np.maximum(g, ll), ll + g)
         rest = S * per_f * np.maximum(nt - 2, 0) + np.where(nt > 1, S * per_l, 0)
@@ -67,7 +64,7 @@ def layer_cycles(M, K, N, p):
     full_next, _ = block(Tm, np.minimum(rest_full, fifo_ahead))
     last, _ = block(last_r, np.where(mt > 1, np.minimum(rest_full, fifo_ahead), 0))
     total = np.where(mt > 1, full0 + (mt - 2).clip(0) * full_next + last, last)
-    g0, cc0 = np.ceil(cdiv(Tm, P) * (1 + x)), cdiv(Tm, L)
+    g0, cc0 = np.ceil(cdiv(Tm * G, P) * (1 + x)), cdiv(Tm * G, L)
     start = np.where(db, np.maximum(l0, c) + np.maximum(g0, cc0) - np.maximum(np.maximum(g0, l0), cc0),
                      np.maximum(0, c - l0))
     return total + start
@@ -77,11 +74,14 @@ def analytic_lut_totals(workload: Workload, p: dict) -> dict:
     """Network totals (the `simulate_network` fields the cost model needs) for design-point arrays `p`.
 
     `p` holds arrays (or scalars) for v, c, ccus, lanes, table_tile, table_bits, m_tile, fifo_depth,
-    offchip_bytes_per_cycle, double_buffer, acc_bits, activation_bits, and bank_extra.
+    offchip_bytes_per_cycle, double_buffer, acc_bits, activation_bits, bank_extra and (optional) adder_fanin.
+    Traffic comes from `lutnb.hw.traffic` (the simulator's own rule); each layer lasts at least its link time.
     """
     v, c = p["v"], p["c"]
-    idx_bits = np.maximum(1, np.ceil(np.log2(c)))
-    tot = {k: 0 for k in ("total_cycles", "distance_ops", "lookup_adds", "lookups", "sram_bytes", "dram_bytes")}
+    bits = {"index": np.maximum(1, np.ceil(np.log2(c))), "table": p["table_bits"],
+            "activation": p["activation_bits"], "acc": p["acc_bits"]}
+    tot = {k: 0 for k in ("total_cycles", "distance_ops", "lookup_adds", "lookups", "sram_bytes", "dram_bytes",
+                          "link_cycles")}
     for op in cost.LUT_OPERAND_BUFFER:
         tot[f"sram_{op}_bytes"] = 0
         tot[f"dram_{op}_bytes"] = 0
@@ -92,23 +92,20 @@ def analytic_lut_totals(workload: Workload, p: dict) -> dict:
         max_S = np.maximum(max_S, S)
         mt = cdiv(M, np.minimum(p["m_tile"], M))
         nt = cdiv(N, p["table_tile"])
-        words = {
-            "indices": (idx_bits, M * S + np.where(nt > 1, M * S, 0) + M * S * (nt - 1), 0),
-            "tables": (p["table_bits"], mt * S * c * N + M * S * N, mt * S * c * N),
-            "activations": (p["activation_bits"], M * K, M * K),
-            "outputs": (p["acc_bits"], 2 * M * S * N, M * N),
-            "codebooks": (p["activation_bits"], mt * S * c * v, mt * S * c * v),
-        }
-        for op, (bits, sram, dram) in words.items():
-            sb, db_ = np.ceil(sram * bits / 8) * rep, np.ceil(dram * bits / 8) * rep
-            tot[f"sram_{op}_bytes"] = tot[f"sram_{op}_bytes"] + sb
-            tot[f"dram_{op}_bytes"] = tot[f"dram_{op}_bytes"] + db_
-            tot["sram_bytes"] = tot["sram_bytes"] + sb
-            tot["dram_bytes"] = tot["dram_bytes"] + db_
+        layer_dram = 0
+        for op, (b, sram, dram) in lut_traffic(M, K, N, v, c, mt, nt, p.get("adder_fanin", 1), bits).items():
+            sb, db_ = nbytes(sram, b), nbytes(dram, b)
+            layer_dram = layer_dram + db_
+            tot[f"sram_{op}_bytes"] = tot[f"sram_{op}_bytes"] + sb * rep
+            tot[f"dram_{op}_bytes"] = tot[f"dram_{op}_bytes"] + db_ * rep
+            tot["sram_bytes"] = tot["sram_bytes"] + sb * rep
+            tot["dram_bytes"] = tot["dram_bytes"] + db_ * rep
         tot["distance_ops"] = tot["distance_ops"] + M * S * c * v * rep
         tot["lookup_adds"] = tot["lookup_adds"] + M * S * N * rep
         tot["lookups"] = tot["lookups"] + M * S * nt * rep
-        tot["total_cycles"] = tot["total_cycles"] + layer_cycles(M, K, N, p) * rep
+        link = link_cycles(layer_dram, p["offchip_bytes_per_cycle"])
+        tot["link_cycles"] = tot["link_cycles"] + link * rep
+        tot["total_cycles"] = tot["total_cycles"] + np.maximum(layer_cycles(M, K, N, p), link) * rep
     tot["max_S"] = max_S
     return tot
 

@@ -12,7 +12,12 @@ log-log interpolation through Horowitz's 8 KB, 32 KB and 1 MB points (the square
 reports), extrapolated with the end slopes. Node scaling (`Tech(node_nm=...)`): area x (node/45)^2,
 dynamic energy x (node/45) (capacitance with feature size, supply held), leakage density constant;
 a first-order classical rule which Stillmaker & Baas (2017) show can be off by large factors, so the
-headline numbers stay at 45 nm.
+headline numbers stay at 45 nm (`lutnb.codesign.validation_silicon` checks the rule against two chips).
+
+Two accountings, reported side by side everywhere: **core** = compute + on-chip memories + leakage (what
+the LUT-DLA paper and most accelerator papers report) and **system** = core + off-chip DRAM energy.
+`summarize` gives energy_core_pj / power_core_w / tops_per_w_core and the system ones (tops_per_w is the
+system figure, tops_per_w_system the same number by its explicit name).
 
 Conventions: energies in pJ, areas in um^2 inside, mm^2 in the reports; TOPS counts equivalent dense ops
 2*M*K*N; TOPS/W = ops / energy in pJ (1 op/pJ = 1 TOPS/W); power = energy / time + leakage.
@@ -25,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..hw import LUTDLAConfig, SystolicConfig, systolic_cycles, systolic_sram_accesses
+from ..hw import LUTDLAConfig, SystolicConfig, dense_layer_traffic, systolic_cycles
+from ..hw.traffic import link_bound, link_cycles
 
 HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
             "45 nm, 0.9 V")
@@ -83,9 +89,14 @@ CONSTANTS: dict[str, Constant] = dict([
     _c("min_bank_kb", 0.5, "KiB",
        "[ours] smallest SRAM bank the banking rule assumes (below it a buffer would be a register file)",
        "ours"),
-    _c("leakage_density", 0.01, "mW per mm^2",
-       "[ours] assumption for a 45 nm general-purpose process at 0.9 V, chosen so leakage is a few percent "
-       "of a busy accelerator's power; no published number used", "ours"),
+    _c("leakage_density", 25.066064 / 1.064, "mW per mm^2",
+       "derived: NanGate FreePDK45 Open Cell Library, typical corner (1.1 V, 25 C), AND2_X1 "
+       "cell_leakage_power 25.07 nW / area 1.064 um^2 = 23.6 nW/um^2 = 23.6 mW/mm^2, applied to logic and "
+       "SRAM macro area alike (a predictive PDK with standard-Vt cells: an upper-end figure; low-leakage "
+       "SRAM cells leak less)", "derived"),
+    _c("a_regfile_bit", 4.522 + 1.862, "um^2 per bit",
+       "derived: NanGate FreePDK45 DFF_X1 (4.522 um^2) storage plus one MUX2_X1 (1.862 um^2) of the read "
+       "select tree per stored bit: a flip-flop register file", "derived"),
 ])
 
 
@@ -186,6 +197,7 @@ def mac(precision: str, tech: Tech = Tech()) -> dict:
 
 
 PRECISIONS = {   # [ours] operand and accumulator widths of the dense baselines
+    "int16": {"bits": 16, "acc_bits": 32},    # for the Eyeriss check (16-bit fixed point)
     "int8": {"bits": 8, "acc_bits": 32},
     "int4": {"bits": 4, "acc_bits": 24},      # 8-bit products summed over K <= 65536
     "fp16": {"bits": 16, "acc_bits": 16},     # FP16 multiply and FP16 add (Horowitz's FP16 units)
@@ -220,12 +232,32 @@ def sram_area_um2(kb, tech: Tech = Tech()):
     return float(out) if out.ndim == 0 else out
 
 
+def regfile_energy_per_bit(tech: Tech = Tech()) -> float:
+    """Energy (pJ) per bit read or written in a flip-flop register file: its area times the logic energy
+    density (the rule `register` uses)."""
+    return CONSTANTS["a_regfile_bit"].value * CONSTANTS["logic_energy_density"].value * tech.energy_scale
+
+
+def regfile_area_um2(kb, tech: Tech = Tech()):
+    """Area (um^2) of a flip-flop register file of `kb` KiB."""
+    return np.asarray(kb, dtype=float) * 8192.0 * CONSTANTS["a_regfile_bit"].value * tech.area_scale
+
+
+def required_acc_bits(table_bits, S):
+    """Accumulator width that sums S signed `table_bits` entries without overflow and no wasted bit:
+    table_bits + ceil(log2(S)), at least 8 and at most 64 (the integer engine's range); works on arrays."""
+    S = np.maximum(np.asarray(S), 1)
+    out = np.clip(np.asarray(table_bits) + np.ceil(np.log2(S)).astype(np.int64), 8, 64)
+    return int(out) if out.ndim == 0 else out
+
+
 def dram_energy_per_byte(tech: Tech = Tech()) -> float:
     """Off-chip DRAM energy per byte (not node-scaled: the DRAM and its interface are off this chip)."""
     return tech.dram_pj_per_64b / 8.0
 
 
 def leakage_mw(area_mm2, tech: Tech = Tech()):
+    """Leakage power (mW) of `area_mm2` of chip (density held constant across nodes, see module doc)."""
     return np.asarray(area_mm2) * CONSTANTS["leakage_density"].value
 
 
@@ -282,6 +314,7 @@ class LUTDesign:
     act_buffer_kb stages activations for the CCM; the index buffer (for index reuse across column tiles)
     and the codebook buffer are sized by `lut_buffers` from the workload. `dense_unit`: a dense INT8 array
     for layers that stay dense (attention products), costed like the baselines; None if none needed.
+    `acc_storage`: "sram" (a banked SRAM, Horowitz energy) or "regfile" (flip-flops, NanGate area).
     """
 
     cfg: LUTDLAConfig = field(default_factory=LUTDLAConfig)
@@ -289,6 +322,7 @@ class LUTDesign:
     act_buffer_kb: float = 16.0
     dense_unit: SystolicConfig | None = None
     dense_precision: str = "int8"
+    acc_storage: str = "sram"
 
     def __post_init__(self):
         if not isinstance(self.cfg, LUTDLAConfig):
@@ -300,6 +334,8 @@ class LUTDesign:
         if self.dense_unit is not None and not isinstance(self.dense_unit, SystolicConfig):
             raise TypeError(f"LUTDesign.dense_unit={self.dense_unit!r}: must be a SystolicConfig or None")
         check_precision(self.dense_precision, "LUTDesign.dense_precision")
+        if self.acc_storage not in ACC_STORAGES:
+            raise ValueError(f"LUTDesign.acc_storage={self.acc_storage!r}: use one of {ACC_STORAGES}")
         if self.acc_buffer_kb * 1024 < self.cfg.table_tile * self.cfg.acc_bits / 8:
             raise ValueError(f"LUTDesign.acc_buffer_kb={self.acc_buffer_kb}: must hold at least one row of "
                              f"table_tile={self.cfg.table_tile} accumulators; make it larger")
@@ -317,7 +353,7 @@ class LUTDesign:
 
 
 def lut_buffers(design: LUTDesign, max_S: int) -> dict:
-    """SRAM sizes in KiB: table (ping-pong), index buffer, FIFO, accumulators, activations, codebooks."""
+    """Buffer sizes in KiB: table (ping-pong), index buffer, FIFO, accumulators, activations, codebooks."""
     cfg = design.cfg
     return {
         "table": cfg.table_buffer_bytes / 1024,
@@ -329,16 +365,39 @@ def lut_buffers(design: LUTDesign, max_S: int) -> dict:
     }
 
 
-# operand -> buffer it is read from / written to
-LUT_OPERAND_BUFFER = {"tables": "table", "indices": "index", "outputs": "accumulator",
+# operand -> buffer it is read from / written to (outputs: no on-chip words, see lutnb.hw.traffic)
+LUT_OPERAND_BUFFER = {"tables": "table", "indices": "index", "psums": "accumulator", "outputs": "accumulator",
                        "activations": "activation", "codebooks": "codebook"}
+ACC_STORAGES = ("sram", "regfile")
 
 
 def lut_access_width(cfg) -> dict:
-    """Words per access of each LUT-DLA operand's buffer (lanes x Tn table entries and accumulators per
-    cycle, one index per lane, v activations per CCU, one codebook row of v per PE); works on arrays."""
-    return {"tables": cfg["lanes"] * cfg["table_tile"], "outputs": cfg["lanes"] * cfg["table_tile"],
+    """Words per access of each LUT-DLA operand's buffer (lanes / g rows x Tn accumulators per cycle, lanes x Tn
+    table entries, one index per lane, v activations per CCU, one codebook row of v per PE); works on arrays."""
+    acc = cfg["lanes"] * cfg["table_tile"] / cfg.get("adder_fanin", 1)
+    return {"tables": cfg["lanes"] * cfg["table_tile"], "outputs": acc, "psums": acc,
             "indices": cfg["lanes"], "activations": cfg["ccus"] * cfg["v"], "codebooks": cfg["v"]}
+
+
+def imm_adders(acc_bits, table_bits, fanin, tech: Tech = Tech()) -> dict:
+    """Per look-up (energy pJ) and per lane-column (area um^2) of the IMM's adders: with an adder tree over g
+    sub-spaces, g look-ups cost g - 1 tree adds of table_bits + ceil(log2 g) bits and one accumulator add of
+    acc_bits; g = 1 is one acc_bits add per look-up. Works on arrays."""
+    g = np.asarray(fanin, dtype=float)
+    tree_bits = np.asarray(table_bits) + np.ceil(np.log2(np.maximum(g, 1)))
+    e_tree = power_law(CONSTANTS["e_add8"].value, CONSTANTS["e_add32"].value, tree_bits) * tech.energy_scale
+    a_tree = power_law(CONSTANTS["a_add8"].value, CONSTANTS["a_add32"].value, tree_bits) * tech.area_scale
+    e_acc = power_law(CONSTANTS["e_add8"].value, CONSTANTS["e_add32"].value, acc_bits) * tech.energy_scale
+    a_acc = power_law(CONSTANTS["a_add8"].value, CONSTANTS["a_add32"].value, acc_bits) * tech.area_scale
+    return {"energy_per_lookup": ((g - 1) * e_tree + e_acc) / g, "area_per_lane": ((g - 1) * a_tree + a_acc) / g}
+
+
+def acc_storage_cost(kb, words_per_access, storage: str, tech: Tech = Tech()) -> tuple:
+    """(energy pJ per bit accessed, area um^2) of the accumulator storage: SRAM (banked, Horowitz) or a
+    flip-flop register file (NanGate DFF + read mux, energy from the logic density)."""
+    if storage == "regfile":
+        return regfile_energy_per_bit(tech), regfile_area_um2(kb, tech)
+    return sram_access_energy_per_bit(kb, words_per_access, tech), sram_area_um2(kb, tech)
 
 
 def lut_area(design: LUTDesign, max_S: int, tech: Tech = Tech()) -> dict:
@@ -347,12 +406,15 @@ def lut_area(design: LUTDesign, max_S: int, tech: Tech = Tech()) -> dict:
     parts = distance_pe(cfg.metric, cfg.v, cfg.activation_bits, tech)
     n_pe = cfg.ccus * cfg.c
     area = {f"ccm_{k}": n_pe * a / 1e6 for k, (_, a) in parts.items()}
-    add_e, add_a = adder(cfg.acc_bits, tech)
-    area["imm_adders"] = cfg.lanes * cfg.table_tile * add_a / 1e6
+    add = imm_adders(cfg.acc_bits, cfg.table_bits, cfg.adder_fanin, tech)
+    area["imm_adders"] = cfg.lanes * cfg.table_tile * float(add["area_per_lane"]) / 1e6
     area["imm_lane_registers"] = cfg.lanes * register(cfg.index_bits + cfg.table_tile * cfg.table_bits,
                                                       tech)[1] / 1e6
+    width = lut_access_width(vars(cfg))
     for name, kb in lut_buffers(design, max_S).items():
-        area[f"sram_{name}"] = sram_area_um2(kb, tech) / 1e6
+        a = (acc_storage_cost(kb, width["psums"], design.acc_storage, tech)[1] if name == "accumulator"
+             else sram_area_um2(kb, tech))
+        area[f"sram_{name}"] = float(a) / 1e6
     if design.dense_unit is not None:
         for k, v in dense_area(design.dense_unit, design.dense_precision, tech).items():
             area[f"dense_unit_{k}"] = v
@@ -369,12 +431,14 @@ def lut_energy(design: LUTDesign, totals: dict, max_S: int, tech: Tech = Tech(),
     evals = totals["distance_ops"] / cfg.v            # M * S * c distance-PE evaluations
     parts = distance_pe(cfg.metric, cfg.v, cfg.activation_bits, tech)
     energy = {f"ccm_{k}": evals * e for k, (e, _) in parts.items()}
-    energy["imm_adders"] = totals["lookup_adds"] * adder(cfg.acc_bits, tech)[0]
+    add = imm_adders(cfg.acc_bits, cfg.table_bits, cfg.adder_fanin, tech)
+    energy["imm_adders"] = totals["lookup_adds"] * float(add["energy_per_lookup"])
     bufs = lut_buffers(design, max_S)
     width = lut_access_width(vars(cfg))
     for op, buf in LUT_OPERAND_BUFFER.items():
-        energy[f"sram_{op}"] = totals[f"sram_{op}_bytes"] * 8 * sram_access_energy_per_bit(bufs[buf], width[op],
-                                                                                          tech)
+        per_bit = (acc_storage_cost(bufs[buf], width[op], design.acc_storage, tech)[0] if buf == "accumulator"
+                   else sram_access_energy_per_bit(bufs[buf], width[op], tech))
+        energy[f"sram_{op}"] = totals.get(f"sram_{op}_bytes", 0) * 8 * per_bit
     energy["dram"] = totals["dram_bytes"] * dram_energy_per_byte(tech)
     if dense_totals is not None and design.dense_unit is not None:
         for k, v in dense_energy(design.dense_unit, design.dense_precision, dense_totals, tech).items():
@@ -391,53 +455,68 @@ def dense_area(cfg: SystolicConfig, precision: str, tech: Tech = Tech()) -> dict
     return area
 
 
-def dense_energy(cfg: SystolicConfig, precision: str, totals: dict, tech: Tech = Tech()) -> dict:
-    """Energy per component (pJ) of dense totals (macs, sram_{op}_words, dram_{op}_words).
-
-    Widths [ours]: activations and weights at the precision's bits, outputs (partial sums) at its
-    accumulator width. DRAM: every operand once and final outputs once (`dense_traffic`).
-    """
+def dense_bits(precision: str) -> dict:
+    """Width of each dense operand: activations, weights and final outputs at the precision, psums at its
+    accumulator width (the LUT-DLA side: activations and outputs at activation_bits, psums at acc_bits)."""
     p = PRECISIONS[check_precision(precision)]
+    return {"activations": p["bits"], "weights": p["bits"], "outputs": p["bits"], "psums": p["acc_bits"]}
+
+
+def dense_energy(cfg: SystolicConfig, precision: str, totals: dict, tech: Tech = Tech()) -> dict:
+    """Energy per component (pJ) of dense totals (macs, sram_{op}_words, dram_{op}_words), `dense_bits` widths."""
+    bits = dense_bits(precision)
     energy = {f"pe_{k}": totals["macs"] * e for k, (e, _) in mac(precision, tech).items()}
-    bits = {"activations": p["bits"], "weights": p["bits"], "outputs": p["acc_bits"]}
-    kb = {"activations": cfg.ifmap_sram_kb, "weights": cfg.filter_sram_kb, "outputs": cfg.ofmap_sram_kb}
-    width = {"activations": cfg.rows, "weights": cfg.cols, "outputs": cfg.cols}   # words per cycle
+    kb = {"activations": cfg.ifmap_sram_kb, "weights": cfg.filter_sram_kb, "outputs": cfg.ofmap_sram_kb,
+          "psums": cfg.ofmap_sram_kb}
+    width = {"activations": cfg.rows, "weights": cfg.cols, "outputs": cfg.cols, "psums": cfg.cols}
     for op in bits:
         energy[f"sram_{op}"] = totals[f"sram_{op}_words"] * bits[op] * sram_access_energy_per_bit(kb[op], width[op],
                                                                                                   tech)
-    dram_bits = sum(totals[f"dram_{op}_words"] * (p["bits"] if op != "outputs" else p["acc_bits"])
-                    for op in bits)
+    dram_bits = sum(totals[f"dram_{op}_words"] * bits[op] for op in bits)
     energy["dram"] = dram_bits / 8 * dram_energy_per_byte(tech)
     return energy
 
 
-def dense_traffic(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
-    """Cycles, MACs and words per operand of one GEMM on the array (closed form, lutnb.hw's model).
-
-    DRAM [ours]: activations M*K, weights K*N and final outputs M*N once (partial sums stay in the
-    output SRAM) -- the favourable case for the baseline.
-    """
-    cyc = systolic_cycles(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)
-    sram = systolic_sram_accesses(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)
-    out = {"total_cycles": cyc["total_cycles"], "macs": M * K * N}
-    for op in ("activations", "weights", "outputs"):
-        out[f"sram_{op}_words"] = sram[op]
-    out.update(dram_activations_words=M * K, dram_weights_words=K * N, dram_outputs_words=M * N)
+def dense_traffic(M: int, K: int, N: int, cfg: SystolicConfig, precision: str = "int8") -> dict:
+    """Cycles, MACs and words per operand of one GEMM on the array: `lutnb.hw.dense_layer_traffic` (the
+    traffic model LUT-DLA's records use) and SCALE-Sim cycles, bandwidth-limited by the link at the
+    precision's widths (`lutnb.hw.traffic.link_bound`)."""
+    bits = dense_bits(precision)
+    traffic = dense_layer_traffic(M, K, N, cfg.replace(acc_bits=bits["psums"]))
+    compute = systolic_cycles(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)["total_cycles"]
+    dram_bytes = sum(math.ceil(traffic[op][2] * bits[op] / 8) for op in bits)
+    link = int(link_cycles(dram_bytes, cfg.offchip_bytes_per_cycle))
+    total, stall = (int(x) for x in link_bound(compute, link))
+    out = {"total_cycles": total, "compute_cycles": compute, "stall_offchip_bw": stall, "link_cycles": link,
+           "macs": M * K * N, "dram_bytes": dram_bytes}
+    for op, (_, sram, dram) in traffic.items():
+        out[f"sram_{op}_words"] = sram
+        out[f"dram_{op}_words"] = dram
     return out
 
 
-def summarize(energy: dict, area: dict, cycles: float, clock_mhz: float, ops: float) -> dict:
-    """Totals and efficiencies from per-component energy (pJ) and area (mm^2)."""
+def is_offchip(component: str) -> bool:
+    """True for energy components of the system accounting only (DRAM, the dense unit's DRAM)."""
+    return component == "dram" or component.endswith("_dram")
+
+
+def summarize(energy: dict, area: dict, cycles: float, clock_mhz: float, ops: float, tech: Tech = Tech()) -> dict:
+    """Totals and efficiencies from per-component energy (pJ) and area (mm^2), in both accountings:
+    core (compute + on-chip memory + leakage) and system (core + DRAM); tops_per_w is the system figure."""
     time_s = cycles / (clock_mhz * 1e6)
     area_mm2 = sum(area.values())
-    leak_pj = float(leakage_mw(area_mm2)) * 1e-3 * time_s * 1e12
+    leak_pj = float(leakage_mw(area_mm2, tech)) * 1e-3 * time_s * 1e12
     dyn_pj = sum(energy.values())
+    dram_pj = sum(v for k, v in energy.items() if is_offchip(k))
     energy_pj = dyn_pj + leak_pj
-    power_w = energy_pj * 1e-12 / time_s
+    core_pj = energy_pj - dram_pj
+    power_w, power_core_w = energy_pj * 1e-12 / time_s, core_pj * 1e-12 / time_s
     tops = ops / time_s / 1e12
     return {"cycles": cycles, "time_s": time_s, "energy_pj": energy_pj, "dynamic_pj": dyn_pj,
-            "leakage_pj": leak_pj, "power_w": power_w, "area_mm2": area_mm2, "tops": tops,
-            "tops_per_w": tops / power_w, "tops_per_mm2": tops / area_mm2, "ops": ops}
+            "leakage_pj": leak_pj, "dram_pj": dram_pj, "energy_core_pj": core_pj, "power_w": power_w,
+            "power_core_w": power_core_w, "area_mm2": area_mm2, "tops": tops, "tops_per_w": tops / power_w,
+            "tops_per_w_system": tops / power_w, "tops_per_w_core": tops / power_core_w,
+            "tops_per_mm2": tops / area_mm2, "ops": ops}
 
 
 def breakdown(energy: dict, area: dict, summary: dict | None = None):

@@ -55,24 +55,46 @@ DEFAULT_SPACE = {   # [ours] 3*3*3*2 model x 4*4*4*2*2*2*2 hardware = 55,296 poi
     "table_buffer_kb": (8, 32), "acc_buffer_kb": (64, 256), "offchip_bytes_per_cycle": (8, 32),
     "clock_mhz": (500, 1000),
 }
-FIXED = {"fifo_depth": 512, "acc_bits": 32, "activation_bits": 8, "double_buffer": True, "sram_banks": 16,
-         "act_buffer_kb": 16.0}
+FIXED = {"activation_bits": 8, "double_buffer": True, "sram_banks": 16, "act_buffer_kb": 16.0, "adder_fanin": 1,
+         "acc_storage": "sram"}
+# derived when a point does not set them [ours]: fifo_depth = LUTDLAConfig.min_unthrottled_fifo_depth (the FIFO
+# never holds the CCM back), acc_bits = cost.required_acc_bits(table_bits, max S of the workload) (no wasted
+# bits; 32 when no workload is known)
 TECH45 = cost.Tech()      # the reference node, 45 nm
 DENSE_UNIT = SystolicConfig(rows=32, cols=32, dataflow="ws", ifmap_sram_kb=64, filter_sram_kb=64, ofmap_sram_kb=64)
 
 
 # ------------------------------------------------------------------------------------ one design, exactly
-def design_from_params(params: dict) -> cost.LUTDesign:
-    """A LUTDesign from flat parameters (LUTDLAConfig fields, table_buffer_kb, acc/act_buffer_kb)."""
+def derived_params(params: dict, max_S: int | None = None) -> dict:
+    """`params` with fifo_depth and acc_bits filled in where absent (see FIXED's note)."""
+    p = dict(params)
+    cfg0 = LUTDLAConfig()
+    if "fifo_depth" not in p:
+        p["fifo_depth"] = (int(p.get("ccus", cfg0.ccus)) * (int(p.get("c", cfg0.c)) + 1)
+                           + int(p.get("lanes", cfg0.lanes)))
+    if "acc_bits" not in p:
+        p["acc_bits"] = 32 if max_S is None else cost.required_acc_bits(int(p.get("table_bits", cfg0.table_bits)),
+                                                                        max_S)
+    return p
+
+
+def design_from_params(params: dict, workload: Workload | str | None = None) -> cost.LUTDesign:
+    """A LUTDesign from flat parameters (LUTDLAConfig fields, table_buffer_kb, acc/act_buffer_kb, acc_storage);
+    with a workload, acc_bits (if not given) is derived from its largest number of sub-spaces."""
     if not isinstance(params, dict):
         raise TypeError(f"params must be a dict of design parameters, not {type(params).__name__}")
     check_keys(params, "design_from_params", results_allowed=True)
     p = {k: (val.item() if isinstance(val, np.generic) else val) for k, val in {**FIXED, **params}.items()}
+    max_S = None
+    if workload is not None:
+        max_S = int(max_subspaces(_as_workload(workload), int(p.get("v", LUTDLAConfig().v))))
+    p = derived_params(p, max_S)
     kw = {k: p[k] for k in LUT_FIELDS if k in p and k != "m_tile"}
     if "table_buffer_kb" in p:
         kw["table_buffer_bytes"] = int(p["table_buffer_kb"] * 1024)
     return cost.LUTDesign(LUTDLAConfig(**kw), acc_buffer_kb=float(p.get("acc_buffer_kb", 64.0)),
-                          act_buffer_kb=float(p.get("act_buffer_kb", 16.0)))
+                          act_buffer_kb=float(p.get("act_buffer_kb", 16.0)),
+                          acc_storage=p.get("acc_storage", "sram"))
 
 
 def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "analytic",
@@ -88,7 +110,8 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
     workload = _as_workload(workload)
     cfg = design.sim_config()
     if workload.dense_layers and design.dense_unit is None:
-        design = cost.LUTDesign(design.cfg, design.acc_buffer_kb, design.act_buffer_kb, dense_unit)
+        design = cost.LUTDesign(design.cfg, design.acc_buffer_kb, design.act_buffer_kb, dense_unit,
+                                design.dense_precision, design.acc_storage)
     max_S = max_subspaces(workload, cfg.v)
     if engine == "simulate":
         _, totals = simulate_network(workload.expanded(), cfg)
@@ -102,37 +125,44 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
     energy = cost.lut_energy(design, totals, max_S, tech, dense_tot)
     area = cost.lut_area(design, max_S, tech)
     cycles = totals["total_cycles"] + (dense_tot["total_cycles"] if dense_tot else 0)
-    summary = cost.summarize(energy, area, cycles, cfg.clock_mhz, workload.ops)
+    summary = cost.summarize(energy, area, cycles, cfg.clock_mhz, workload.ops, tech)
     summary.update(lut_cycles=totals["total_cycles"], sram_kb=sum(cost.lut_buffers(design, max_S).values()),
-                   engine=engine, node_nm=tech.node_nm, clock_mhz=cfg.clock_mhz)
+                   engine=engine, node_nm=tech.node_nm, clock_mhz=cfg.clock_mhz,
+                   offchip_bytes_per_cycle=cfg.offchip_bytes_per_cycle,
+                   utilization=totals["lookups"] / (cfg.lanes * totals["total_cycles"]),
+                   link_cycles=totals["link_cycles"], acc_bits=cfg.acc_bits)
     return summary, cost.breakdown(energy, area, summary)
 
 
 # ------------------------------------------------------------------------------------ baselines
 def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 32, cols: int = 32,
-                      clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45):
-    """(summary, breakdown) of a dense WS systolic MAC array running every GEMM of the workload."""
+                      clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45,
+                      offchip_bytes_per_cycle: float = 16.0):
+    """(summary, breakdown) of a dense WS systolic MAC array running every GEMM of the workload, its cycles
+    limited by the same off-chip link rule as LUT-DLA's (`lutnb.hw.traffic.link_bound`)."""
     workload = _as_workload(workload)
     cost.check_precision(precision)
     cfg = SystolicConfig(rows=rows, cols=cols, dataflow="ws", ifmap_sram_kb=sram_kb, filter_sram_kb=sram_kb,
-                         ofmap_sram_kb=sram_kb, clock_mhz=clock_mhz)
+                         ofmap_sram_kb=sram_kb, clock_mhz=clock_mhz, offchip_bytes_per_cycle=offchip_bytes_per_cycle)
     tot: dict = {}
     for w, rep in zip(workload.layers, workload.repeats):
-        for k, val in cost.dense_traffic(w.M, w.K, w.N, cfg).items():
+        for k, val in cost.dense_traffic(w.M, w.K, w.N, cfg, precision).items():
             tot[k] = tot.get(k, 0) + val * rep
     energy = cost.dense_energy(cfg, precision, tot, tech)
     area = cost.dense_area(cfg, precision, tech)
-    summary = cost.summarize(energy, area, tot["total_cycles"], clock_mhz, workload.ops)
+    summary = cost.summarize(energy, area, tot["total_cycles"], clock_mhz, workload.ops, tech)
     summary.update(precision=precision, rows=rows, cols=cols, clock_mhz=clock_mhz, node_nm=tech.node_nm,
-                   sram_kb=3 * sram_kb)
+                   sram_kb=3 * sram_kb, offchip_bytes_per_cycle=offchip_bytes_per_cycle,
+                   utilization=tot["macs"] / (tot["total_cycles"] * rows * cols),
+                   compute_cycles=tot["compute_cycles"], link_cycles=tot["link_cycles"])
     return summary, cost.breakdown(energy, area, summary)
 
 
 def matched_baseline(workload: Workload, precision: str, target: float, by: str = "area",
                      clock_mhz: float = 500.0, sram_kb: int = 64, tech: cost.Tech = TECH45,
-                     sizes=tuple(range(4, 257, 2))) -> dict:
+                     sizes=tuple(range(4, 257, 2)), offchip_bytes_per_cycle: float = 16.0) -> dict:
     """The square array (n x n) whose area (by="area", mm^2) or throughput (by="throughput", TOPS) on the
-    workload is closest to `target` (in log ratio)."""
+    workload is closest to `target` (in log ratio), on the same off-chip link."""
     if by not in ("area", "throughput"):
         raise ValueError(f"by={by!r}: use 'area' or 'throughput'")
     cost.check_precision(precision)
@@ -144,7 +174,7 @@ def matched_baseline(workload: Workload, precision: str, target: float, by: str 
     key = "area_mm2" if by == "area" else "tops"
     best = None
     for n in sizes:
-        s, _ = evaluate_baseline(workload, precision, n, n, clock_mhz, sram_kb, tech)
+        s, _ = evaluate_baseline(workload, precision, n, n, clock_mhz, sram_kb, tech, offchip_bytes_per_cycle)
         gap = abs(math.log(s[key] / target))
         if best is None or gap < best[0]:
             best = (gap, s)
@@ -156,29 +186,51 @@ PAPER_POWER_RANGE = (1.4, 7.0)     # [paper] power-efficiency gain over baseline
 PAPER_AREA_RANGE = (1.5, 146.1)    # [paper] area-efficiency gain
 
 
+ACCOUNTINGS = ("core", "system")
+
+
 def compare_with_baselines(points: dict, workload: Workload, baselines=BASELINES, modes=("area", "throughput"),
                            tech: cost.Tech = TECH45, sram_kb: int = 64) -> pd.DataFrame:
-    """Ratios LUT-DLA / baseline of TOPS/W and TOPS/mm^2, for each named point, baseline and matching mode.
+    """Ratios LUT-DLA / baseline of TOPS/W (core and system accountings) and TOPS/mm^2, for each named point,
+    baseline and matching mode (equal area, equal throughput).
 
-    `points`: {label: summary dict from evaluate_design}. Baselines run at the point's clock.
+    `points`: {label: summary dict from evaluate_design}. Baselines run at the point's clock and off-chip link.
+    `power_eff_ratio` is the system ratio (kept for older callers); `power_eff_ratio_core` the on-chip one.
     """
     rows = []
     for label, s in points.items():
+        link = s.get("offchip_bytes_per_cycle", 16.0)
         for prec in baselines:
             for mode in modes:
                 target = s["area_mm2"] if mode == "area" else s["tops"]
-                b = matched_baseline(workload, prec, target, mode, s["clock_mhz"], sram_kb, tech)
+                b = matched_baseline(workload, prec, target, mode, s["clock_mhz"], sram_kb, tech,
+                                     offchip_bytes_per_cycle=link)
                 rows.append({"workload": workload.name, "point": label, "baseline": prec, "matched_by": mode,
                              "baseline_array": f"{b['rows']}x{b['cols']}", "lut_area_mm2": s["area_mm2"],
                              "base_area_mm2": b["area_mm2"], "lut_tops": s["tops"], "base_tops": b["tops"],
+                             "lut_utilization": s.get("utilization", float("nan")),
+                             "base_utilization": b["utilization"],
+                             "lut_tops_per_w_core": s["tops_per_w_core"], "base_tops_per_w_core": b["tops_per_w_core"],
+                             "lut_tops_per_w_system": s["tops_per_w"], "base_tops_per_w_system": b["tops_per_w"],
                              "lut_tops_per_w": s["tops_per_w"], "base_tops_per_w": b["tops_per_w"],
                              "lut_tops_per_mm2": s["tops_per_mm2"], "base_tops_per_mm2": b["tops_per_mm2"],
+                             "power_eff_ratio_core": s["tops_per_w_core"] / b["tops_per_w_core"],
+                             "power_eff_ratio_system": s["tops_per_w"] / b["tops_per_w"],
                              "power_eff_ratio": s["tops_per_w"] / b["tops_per_w"],
                              "area_eff_ratio": s["tops_per_mm2"] / b["tops_per_mm2"]})
     df = pd.DataFrame(rows)
-    df["power_in_paper_range"] = df["power_eff_ratio"].between(*PAPER_POWER_RANGE)
+    for acc in ACCOUNTINGS:
+        df[f"power_in_paper_range_{acc}"] = df[f"power_eff_ratio_{acc}"].between(*PAPER_POWER_RANGE)
+    df["power_in_paper_range"] = df["power_in_paper_range_system"]
     df["area_in_paper_range"] = df["area_eff_ratio"].between(*PAPER_AREA_RANGE)
     return df
+
+
+def efficiency_table(cmp: pd.DataFrame) -> pd.DataFrame:
+    """One row per (point, matched_by, baseline): power-efficiency ratio core and system, area-efficiency ratio."""
+    cols = ["point", "matched_by", "baseline", "baseline_array", "power_eff_ratio_core", "power_eff_ratio_system",
+            "area_eff_ratio"]
+    return cmp[cols].sort_values(["point", "matched_by", "baseline"]).reset_index(drop=True)
 
 
 def ratio_range(df: pd.DataFrame, column: str) -> dict:
@@ -292,9 +344,9 @@ def _pe_cost(metric: str, v: int, bits: int, node: float) -> tuple:
     return cost.distance_pe_total(metric, v, bits, cost.Tech(node_nm=node))
 
 
-def _complete_points(points: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `points` with every parameter present (FIXED, the design defaults, LUTDLAConfig's defaults)
-    and a `reason` column: "" or why the configuration is invalid ("config: ...")."""
+def _complete_points(points: pd.DataFrame, workload: Workload | None = None) -> pd.DataFrame:
+    """A copy of `points` with every parameter present (FIXED, the derived fifo_depth and acc_bits, the design
+    defaults, LUTDLAConfig's defaults) and a `reason` column: "" or why the configuration is invalid."""
     df = points.reset_index(drop=True).copy()
     for k, val in FIXED.items():
         if k not in df:
@@ -305,8 +357,17 @@ def _complete_points(points: pd.DataFrame) -> pd.DataFrame:
     for k, val in {"table_buffer_kb": 32, "acc_buffer_kb": 64, "clock_mhz": 500.0}.items():
         if k not in df:
             df[k] = val
-    for k in sorted(LUT_FIELDS - set(df.columns) - {"m_tile", "table_buffer_bytes"}):
+    for k in sorted(LUT_FIELDS - set(df.columns) - {"m_tile", "table_buffer_bytes", "fifo_depth", "acc_bits"}):
         df[k] = getattr(LUTDLAConfig(), k)
+    if "fifo_depth" not in df:
+        df["fifo_depth"] = (df["ccus"].astype(np.int64) * (df["c"].astype(np.int64) + 1)
+                            + df["lanes"].astype(np.int64))
+    if "acc_bits" not in df:
+        if workload is None:
+            df["acc_bits"] = 32
+        else:
+            ms = {int(v): int(max_subspaces(workload, int(v))) for v in pd.unique(df["v"])}
+            df["acc_bits"] = [cost.required_acc_bits(int(t), ms[int(v)]) for t, v in zip(df["table_bits"], df["v"])]
     cols = sorted((LUT_FIELDS | DESIGN_FIELDS) & set(df.columns))
     native = lambda x: x.item() if isinstance(x, np.generic) else x
     df["reason"] = [_validate(tuple((k, native(x)) for k, x in zip(cols, r)))
@@ -319,11 +380,12 @@ def _point_arrays(df: pd.DataFrame) -> dict:
     a = {k: df[k].to_numpy() for k in df.columns if k in LUT_FIELDS | DESIGN_FIELDS}
     a["table_buffer_bytes"] = (df["table_buffer_kb"].to_numpy(dtype=float) * 1024).astype(np.int64)
     for k in ("v", "c", "ccus", "lanes", "table_tile", "table_bits", "fifo_depth", "acc_bits", "activation_bits",
-              "sram_banks"):
+              "sram_banks", "adder_fanin"):
         a[k] = a[k].astype(np.int64)
     for k in ("offchip_bytes_per_cycle", "clock_mhz", "table_buffer_kb", "acc_buffer_kb", "act_buffer_kb"):
         a[k] = a[k].astype(float)
     a["double_buffer"] = a["double_buffer"].astype(bool)
+    a["acc_storage"] = a["acc_storage"].astype(str)
     a["m_tile"] = np.maximum(1, (a["acc_buffer_kb"] * 1024 * 8 // (a["table_tile"] * a["acc_bits"])).astype(np.int64))
     a["bank_extra"] = np.array([expected_bank_extra(int(p), int(c), int(b))
                                 for p, c, b in zip(a["lanes"], a["c"], a["sram_banks"])])
@@ -340,31 +402,36 @@ def _lut_area_energy(metrics, a: dict, tot: dict, tech: cost.Tech) -> tuple:
     width = cost.lut_access_width(a)
     pe = [_pe_cost(m, int(v), int(b), tech.node_nm) for m, v, b in zip(metrics, a["v"], a["activation_bits"])]
     pe_e, pe_a = np.array([x[0] for x in pe]), np.array([x[1] for x in pe])
-    add_e = cost.power_law(cost.CONSTANTS["e_add8"].value, cost.CONSTANTS["e_add32"].value, a["acc_bits"]) \
-        * tech.energy_scale
-    add_a = cost.power_law(cost.CONSTANTS["a_add8"].value, cost.CONSTANTS["a_add32"].value, a["acc_bits"]) \
-        * tech.area_scale
+    add = cost.imm_adders(a["acc_bits"], a["table_bits"], a["adder_fanin"], tech)
     reg_a = cost.CONSTANTS["a_dff"].value * (idx_bits + a["table_tile"] * a["table_bits"]) * tech.area_scale
+    rf = a["acc_storage"] == "regfile"
+    acc_e_sram, acc_a_sram = cost.acc_storage_cost(bufs["accumulator"], width["psums"], "sram", tech)
+    acc_e_rf, acc_a_rf = cost.acc_storage_cost(bufs["accumulator"], width["psums"], "regfile", tech)
+    acc_e, acc_a = np.where(rf, acc_e_rf, acc_e_sram), np.where(rf, acc_a_rf, acc_a_sram)
     area = {"ccm": a["ccus"] * a["c"] * pe_a / 1e6,
-            "imm": a["lanes"] * a["table_tile"] * (add_a + reg_a / a["table_tile"]) / 1e6,
-            "sram": sum(cost.sram_area_um2(kb, tech) for kb in bufs.values()) / 1e6}
-    energy = {"ccm": tot["distance_ops"] / a["v"] * pe_e, "imm": tot["lookup_adds"] * add_e,
-              "sram": sum(tot[f"sram_{op}_bytes"] * 8 * cost.sram_access_energy_per_bit(bufs[b], width[op], tech)
-                          for op, b in cost.LUT_OPERAND_BUFFER.items()),
-              "dram": tot["dram_bytes"] * cost.dram_energy_per_byte(tech)}
+            "imm": a["lanes"] * a["table_tile"] * (add["area_per_lane"] + reg_a / a["table_tile"]) / 1e6,
+            "sram": (sum(cost.sram_area_um2(kb, tech) for b, kb in bufs.items() if b != "accumulator")
+                     + acc_a) / 1e6}
+    sram_e = 0.0
+    for op, b in cost.LUT_OPERAND_BUFFER.items():
+        e_bit = acc_e if b == "accumulator" else cost.sram_access_energy_per_bit(bufs[b], width[op], tech)
+        sram_e = sram_e + tot[f"sram_{op}_bytes"] * 8 * e_bit
+    energy = {"ccm": tot["distance_ops"] / a["v"] * pe_e, "imm": tot["lookup_adds"] * add["energy_per_lookup"],
+              "sram": sram_e, "dram": tot["dram_bytes"] * cost.dram_energy_per_byte(tech)}
     return area, energy, bufs
 
 
 def _add_costs(df: pd.DataFrame, a: dict, workload: Workload, tech: cost.Tech) -> None:
-    """Area, energy, cycles and the efficiency columns of every point (dense layers on DENSE_UNIT), in place."""
+    """Area, energy, cycles and the efficiency columns (core and system) of every point, in place."""
     tot = analytic_lut_totals(workload, a)
     area, energy, bufs = _lut_area_energy(df["metric"], a, tot, tech)
     cycles = tot["total_cycles"] * np.ones(len(df))
     if workload.dense_layers:
         dt = dense_unit_totals(workload, DENSE_UNIT)
-        de = sum(cost.dense_energy(DENSE_UNIT, "int8", dt, tech).values())
+        de = cost.dense_energy(DENSE_UNIT, "int8", dt, tech)
         area["dense_unit"] = np.full(len(df), sum(cost.dense_area(DENSE_UNIT, "int8", tech).values()))
-        energy["dense_unit"] = np.full(len(df), de)
+        energy["dense_unit"] = np.full(len(df), sum(v for k, v in de.items() if not cost.is_offchip(k)))
+        energy["dense_unit_dram"] = np.full(len(df), de["dram"])
         cycles = cycles + dt["total_cycles"]
     for k, val in area.items():
         df[f"area_{k}_mm2"] = val
@@ -375,12 +442,18 @@ def _add_costs(df: pd.DataFrame, a: dict, workload: Workload, tech: cost.Tech) -
     leak = cost.leakage_mw(df["area_mm2"].to_numpy(), tech) * 1e-3 * time_s * 1e12
     df["energy_leakage_pj"] = leak
     df["energy_pj"] = sum(energy.values()) + leak
+    df["energy_core_pj"] = df["energy_pj"] - sum(v for k, v in energy.items() if cost.is_offchip(k))
     df["cycles"] = cycles
     df["latency_ms"] = time_s * 1e3
     df["power_w"] = df["energy_pj"] * 1e-12 / time_s
+    df["power_core_w"] = df["energy_core_pj"] * 1e-12 / time_s
     df["tops"] = workload.ops / time_s / 1e12
     df["tops_per_w"] = df["tops"] / df["power_w"]
+    df["tops_per_w_system"] = df["tops_per_w"]
+    df["tops_per_w_core"] = df["tops"] / df["power_core_w"]
     df["tops_per_mm2"] = df["tops"] / df["area_mm2"]
+    df["utilization"] = tot["lookups"] / (a["lanes"] * tot["total_cycles"])
+    df["link_cycles"] = tot["link_cycles"] * np.ones(len(df))
     df["sram_kb"] = sum(bufs.values())
     df["bits_per_activation"] = np.log2(a["c"]) / a["v"]
     df["table_bytes"] = table_bytes(workload, a["v"], a["c"], a["table_bits"])
@@ -427,7 +500,7 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
     check_points(points)
     if accuracy is not None:
         _check_accuracy(accuracy)
-    df = _complete_points(points)
+    df = _complete_points(points, workload)
     a = _point_arrays(df)
     _add_costs(df, a, workload, tech)
     _add_accuracy(df, a, accuracy if accuracy is not None else accuracy_table())
@@ -543,13 +616,14 @@ def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int =
         design = design_from_params(dict(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
                                          table_tile=table_tile, table_buffer_kb=buffer_kb,
                                          acc_buffer_kb=acc_buffer_kb, clock_mhz=clock_mhz,
-                                         offchip_bytes_per_cycle=offchip_bytes_per_cycle))
+                                         offchip_bytes_per_cycle=offchip_bytes_per_cycle), workload)
     except (ValueError, TypeError) as err:
         return {"error": str(err)}
     wl = get_workload(workload)
     tech = cost.Tech(node_nm=node_nm)
     s, _ = evaluate_design(design, wl, engine, tech)
-    b = matched_baseline(wl, baseline, s["area_mm2"], "area", clock_mhz, tech=tech)
+    b = matched_baseline(wl, baseline, s["area_mm2"], "area", clock_mhz, tech=tech,
+                         offchip_bytes_per_cycle=offchip_bytes_per_cycle)
     acc = accuracy_table(workload)
     hit = acc[(acc["metric"] == metric) & (acc["v"] == v) & (acc["c"] == c)]
     return {"workload": wl.name, "bits_per_activation": math.log2(c) / v,
@@ -558,6 +632,8 @@ def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int =
             "power_w": s["power_w"], "tops": s["tops"], "tops_per_w": s["tops_per_w"],
             "tops_per_mm2": s["tops_per_mm2"], "baseline": f"{baseline} {b['rows']}x{b['cols']} (equal area)",
             "power_eff_ratio": s["tops_per_w"] / b["tops_per_w"],
+            "tops_per_w_core": s["tops_per_w_core"],
+            "power_eff_ratio_core": s["tops_per_w_core"] / b["tops_per_w_core"],
             "area_eff_ratio": s["tops_per_mm2"] / b["tops_per_mm2"],
             "accuracy": float(hit["accuracy"].iloc[0]) if len(hit) else None,
             "accuracy_source": hit["accuracy_source"].iloc[0] if len(hit) else "none"}

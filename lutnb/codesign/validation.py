@@ -16,19 +16,21 @@ from ..hw import METRICS, LUTDLAConfig
 from .accuracy import PROXY_SOURCE, accuracy_table, proxy_accuracy_table, stored_accuracy_table  # noqa: F401
 
 LUT_FIELDS = {f.name for f in fields(LUTDLAConfig)}
-DESIGN_FIELDS = {"acc_buffer_kb", "act_buffer_kb", "table_buffer_kb"}
+DESIGN_FIELDS = {"acc_buffer_kb", "act_buffer_kb", "table_buffer_kb", "acc_storage"}
 
 # ------------------------------------------------------------------------------------ input checks
 PARAM_KEYS = frozenset((LUT_FIELDS - {"m_tile"}) | DESIGN_FIELDS)     # what a space, a point or a design sets
 INT_PARAMS = frozenset({"v", "c", "ccus", "lanes", "table_tile", "table_bits", "fifo_depth", "acc_bits",
-                        "activation_bits", "sram_banks", "table_buffer_bytes"})
+                        "activation_bits", "sram_banks", "table_buffer_bytes", "adder_fanin"})
 REAL_PARAMS = frozenset({"offchip_bytes_per_cycle", "clock_mhz", "table_buffer_kb", "acc_buffer_kb",
                          "act_buffer_kb"})
 # columns evaluate_points writes: a sweep's rows may be fed back (as points, or to design_from_params);
 # they are recomputed, never read as parameters
 RESULT_COLUMNS = frozenset({"point", "reason", "feasible", "workload", "accuracy", "accuracy_source", "area_mm2",
                             "energy_pj", "energy_leakage_pj", "cycles", "latency_ms", "power_w", "tops",
-                            "tops_per_w", "tops_per_mm2", "sram_kb", "bits_per_activation", "table_bytes"})
+                            "tops_per_w", "tops_per_mm2", "sram_kb", "bits_per_activation", "table_bytes",
+                            "energy_core_pj", "power_core_w", "tops_per_w_core", "tops_per_w_system",
+                            "utilization", "link_cycles"})
 RESULT_PREFIXES = (("area_", "_mm2"), ("energy_", "_pj"))
 M_TILE_NOTE = ("m_tile is not a DSE parameter: the accumulator buffer sets it (m_tile = acc_buffer_kb * 8192 // "
                "(table_tile * acc_bits)); sweep acc_buffer_kb instead")
@@ -66,6 +68,8 @@ def _check_value(key: str, value, where: str) -> None:
         raise TypeError(f"{where}: double_buffer={value!r} is a {type(value).__name__}; use True or False")
     if key == "metric" and value not in METRICS:
         raise ValueError(f"{where}: metric={value!r} is not a distance metric; use one of {METRICS}")
+    if key == "acc_storage" and value not in ("sram", "regfile"):
+        raise ValueError(f"{where}: acc_storage={value!r}: use 'sram' or 'regfile'")
 
 
 def check_space(space) -> dict:

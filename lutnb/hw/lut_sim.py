@@ -360,7 +360,8 @@ def simulate_network(workloads: list[GemmWorkload], cfg: LUTDLAConfig | None = N
         _check_work(w)
     df = pd.DataFrame([simulate_layer(w, cfg, engine=engine, seed=seed) for w in workloads],
                       columns=list(RECORD_FIELDS))
-    summed = [k for k in df.columns if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith(("stall_", "ccm_stall"))
+    summed = [k for k in df.columns
+              if k.endswith(("_cycles", "_words", "_bytes")) or k.startswith(("stall_", "ccm_stall"))
               or k in ("table_loads", "lookups", "lookup_adds", "distance_ops")]
     totals = {k: int(df[k].sum()) for k in summed}
     cycles = totals["total_cycles"]

@@ -101,7 +101,7 @@ def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
     rec.update(total_cycles=total, compute_cycles=compute, stall_cycles=stall, stall_offchip_bw=stall,
                link_cycles=link, folds=cyc["folds"], macs=work.macs,
                utilization=work.macs / (total * cfg.rows * cfg.cols), latency_us=total / cfg.clock_mhz)
-    return rec
+    return {k: rec[k] for k in DENSE_RECORD_FIELDS}
 
 
 def simulate_dense_network(workloads: list[GemmWorkload], cfg: SystolicConfig):

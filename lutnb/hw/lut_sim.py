@@ -337,8 +337,8 @@ def simulate_layer(work: GemmWorkload, cfg: LUTDLAConfig | None = None, engine: 
     rec["ccm_utilization"] = work.M * plan.S / (cfg.ccus * total)
     rec["latency_us"] = total / cfg.clock_mhz
     rec["sram_bytes"] = sum(rec[f"sram_{op}_bytes"] for op in OPERANDS)
-    rec["dram_bytes"] = sum(rec[f"dram_{op}_bytes"] for op in OPERANDS)
-    return rec
+    rec["dram_bytes"] = dram_bytes
+    return {k: rec[k] for k in RECORD_FIELDS}
 
 
 def simulate_network(workloads: list[GemmWorkload], cfg: LUTDLAConfig | None = None, engine: str = "fast",

@@ -29,12 +29,21 @@ def test_both_sides_count_the_same_terms_with_the_same_rule():
         assert {k[5:-6] for k in rec if k.startswith("dram_") and k.endswith("_words")} == set(ops)
 
 
-def test_spill_rule_applies_to_dense_when_the_tile_does_not_fit():
+def test_row_tiling_and_spill_rule_are_the_same_on_both_sides():
+    """WS dense and LUT-DLA both row-tile so the partial sums fit their buffer and re-fetch the stationary
+    operand (weights / tables) per row tile; a layout that cannot tile (is) spills by the shared rule."""
     w = GemmWorkload("x", M=4096, K=256, N=64)
     fits = simulate_dense_layer(w, SystolicConfig(rows=32, cols=32, ofmap_sram_kb=1024))
-    spills = simulate_dense_layer(w, SystolicConfig(rows=32, cols=32, ofmap_sram_kb=64))   # 4096*32*4 B > 64 KiB
-    assert fits["dram_psums_words"] == 0
-    assert spills["dram_psums_words"] == 2 * 7 * 4096 * 64 and spills["sram_psums_words"] == fits["sram_psums_words"]
+    small = simulate_dense_layer(w, SystolicConfig(rows=32, cols=32, ofmap_sram_kb=64))   # 4096*32*4 B > 64 KiB
+    Tm = 64 * 1024 * 8 // 32 // 32
+    assert fits["dram_weights_words"] == 256 * 64 and fits["dram_psums_words"] == 0
+    assert small["dram_weights_words"] == (4096 // Tm) * 256 * 64 and small["dram_psums_words"] == 0
+    assert small["compute_cycles"] > fits["compute_cycles"]           # each row tile refills the array
+    lut = simulate_layer(w, LUTDLAConfig(m_tile=Tm, table_tile=64, table_buffer_bytes=1 << 16))
+    assert lut["dram_tables_words"] == (4096 // Tm) * (256 // 4) * 16 * 64 and lut["dram_psums_words"] == 0
+    wide = simulate_dense_layer(GemmWorkload("y", M=64, K=256, N=4096),
+                                SystolicConfig(rows=32, cols=32, dataflow="is", ofmap_sram_kb=64))
+    assert wide["dram_psums_words"] == 2 * 7 * 64 * 4096                # 32 x 4096 psums > 64 KiB: spill
     acc = traffic.accumulation(10, 3, np.array([1, 4]), np.array([50, 50]), 40)
     assert acc["dram_psums"].tolist() == [0, 2 * 3 * 30]
 

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..hw import LUTDLAConfig, SystolicConfig, dense_layer_traffic, systolic_cycles
+from ..hw import LUTDLAConfig, SystolicConfig, dense_layer_traffic
+from ..hw.dense import dense_compute
 from ..hw.traffic import link_bound, link_cycles
 
 HOROWITZ = ("M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
@@ -483,7 +484,7 @@ def dense_traffic(M: int, K: int, N: int, cfg: SystolicConfig, precision: str = 
     precision's widths (`lutnb.hw.traffic.link_bound`)."""
     bits = dense_bits(precision)
     traffic = dense_layer_traffic(M, K, N, cfg.replace(acc_bits=bits["psums"]))
-    compute = systolic_cycles(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)["total_cycles"]
+    compute = dense_compute(M, K, N, cfg.replace(acc_bits=bits["psums"]))["total_cycles"]
     dram_bytes = sum(math.ceil(traffic[op][2] * bits[op] / 8) for op in bits)
     link = int(link_cycles(dram_bytes, cfg.offchip_bytes_per_cycle))
     total, stall = (int(x) for x in link_bound(compute, link))

@@ -53,15 +53,15 @@ CHIPS = (
         SystolicConfig(rows=12, cols=14, dataflow="ws", ifmap_sram_kb=36, filter_sram_kb=36, ofmap_sram_kb=36,
                        word_bytes=2, offchip_bytes_per_cycle=1e6),
         "int16", 2 * 666e6 * 34.7 / 0.278 / 1e12, 12.25, _alexnet_conv(4),
-        "row-stationary dataflow and per-PE scratchpads (not modelled: our array is weight-stationary with the "
-        "108 KB global buffer split into three SRAMs), NoC, control, clock tree, zero gating, 1.0 V supply"),
+        "row-stationary dataflow and per-PE scratchpads (our array is weight-stationary with the 108 KB global "
+        "buffer split into three SRAMs), NoC, control, clock tree, zero gating, its 1.0 V supply"),
     PublishedChip(
         "TPU v1 (ISCA 2017)", "Jouppi et al., ISCA 2017", 28, 700,
         SystolicConfig(rows=256, cols=256, dataflow="ws", ifmap_sram_kb=24 * 1024, filter_sram_kb=256,
                        ofmap_sram_kb=4 * 1024, offchip_bytes_per_cycle=1e6),
         "int8", 92 / 40, 331.0, ((4096, 4096, 4096, 1),),
-        "peak ops over measured busy power (an upper bound on its TOPS/W); not modelled: DDR3 interface, PCIe, "
-        "activation pipeline, control, a die area that is an upper bound (< 331 mm^2)"),
+        "DDR3 interface, PCIe, activation pipeline, control; the published TOPS/W is peak ops over busy power "
+        "(an upper bound) and the die area an upper bound (< 331 mm^2)"),
 )
 
 

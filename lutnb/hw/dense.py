@@ -8,7 +8,9 @@ mode). Its spatio-temporal mapping of a GEMM M x K x N (M output pixels, K windo
     os: Sr = M, Sc = N, T = K   folds ceil(M/R) * ceil(N/C), each  R + C + T - 2 cycles
     is: Sr = K, Sc = M, T = N   folds ceil(K/R) * ceil(M/C), each 2R + C + T - 2 cycles
 
-SRAM access counts follow SCALE-Sim's counters (including its OS output count, which adds R + C per
+A WS layer whose partial sums (M x cols at acc_bits) would not fit the OFMAP SRAM is run as row tiles that
+do (`dense_row_tile`), each one SCALE-Sim GEMM, weights re-fetched per tile: the rule LUT-DLA's accumulator
+buffer follows, tables re-fetched per row tile. SRAM access counts follow SCALE-Sim's counters (including its OS output count, which adds R + C per
 fold); partial-sum read-backs (`psums`) and DRAM traffic follow `lutnb.hw.traffic`, the rule LUT-DLA's
 records use too: activations and weights fetched once, final outputs written once, partial sums spilled
 only when the reduction-inner output tile does not fit the OFMAP SRAM. Off-chip time [ours]: the layer
@@ -72,18 +74,50 @@ def systolic_sram_accesses(M: int, K: int, N: int, rows: int, cols: int, dataflo
     raise ValueError(f"dataflow={dataflow!r}: use 'ws', 'os' or 'is'")
 
 
+def dense_row_tile(M: int, N: int, cfg: SystolicConfig) -> int:
+    """Rows per row tile of a WS layer: as many as keep the tile's partial sums (rows x min(cols, N) at acc_bits)
+    in the OFMAP SRAM, the rule LUT-DLA's accumulator buffer follows (os/is: no row tiling, all M rows)."""
+    if cfg.dataflow != "ws":
+        return M
+    cap = cfg.ofmap_sram_kb * 1024 * 8 // cfg.acc_bits
+    return max(1, min(M, cap // min(cfg.cols, N)))
+
+
+def _tiles(M: int, Tm: int) -> list:
+    full, rem = divmod(M, Tm)
+    return [(Tm, full)] + ([(rem, 1)] if rem else [])
+
+
+def dense_compute(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
+    """Stall-free cycles and SCALE-Sim SRAM counts of a layer run as row tiles, each one SCALE-Sim GEMM
+    (one tile, the usual case where the partial sums fit, is exactly SCALE-Sim's run of the whole layer)."""
+    Tm = dense_row_tile(M, N, cfg)
+    out = {"total_cycles": 0, "folds": 0, "m_tiles": 0, "activations": 0, "weights": 0, "outputs": 0}
+    for rows, count in _tiles(M, Tm):
+        cyc = systolic_cycles(rows, K, N, cfg.rows, cfg.cols, cfg.dataflow)
+        sram = systolic_sram_accesses(rows, K, N, cfg.rows, cfg.cols, cfg.dataflow)
+        out["total_cycles"] += count * cyc["total_cycles"]
+        out["folds"] += count * cyc["folds"]
+        out["m_tiles"] += count
+        for op in ("activations", "weights", "outputs"):
+            out[op] += count * sram[op]
+    out["row_tile"] = Tm
+    return out
+
+
 def dense_layer_traffic(M: int, K: int, N: int, cfg: SystolicConfig) -> dict:
     """{operand: (bits, sram words, dram words)} of one GEMM on the array (`lutnb.hw.traffic` rules)."""
-    sram = systolic_sram_accesses(M, K, N, cfg.rows, cfg.cols, cfg.dataflow)
+    comp = dense_compute(M, K, N, cfg)
     cap = cfg.ofmap_sram_kb * 1024 * 8 // cfg.acc_bits
     return {op: tuple(int(x) for x in t) for op, t in dense_traffic(
-        M, K, N, cfg.rows, cfg.cols, cfg.dataflow, 8 * cfg.word_bytes, cfg.acc_bits, sram, cap).items()}
+        M, K, N, cfg.rows, cfg.cols, cfg.dataflow, 8 * cfg.word_bytes, cfg.acc_bits, comp, cap,
+        m_tiles=comp["m_tiles"], row_tile=comp["row_tile"]).items()}
 
 
 def simulate_dense_layer(work: GemmWorkload, cfg: SystolicConfig) -> dict:
     """One layer on a systolic array: cycles (bandwidth-limited by the link), traffic per operand, utilization."""
     _check_dense_inputs(work, cfg)
-    cyc = systolic_cycles(work.M, work.K, work.N, cfg.rows, cfg.cols, cfg.dataflow)
+    cyc = dense_compute(work.M, work.K, work.N, cfg)
     traffic = dense_layer_traffic(work.M, work.K, work.N, cfg)
     rec = {"layer": work.name, "M": work.M, "K": work.K, "N": work.N, "dataflow": cfg.dataflow}
     for op in OPERANDS_DENSE:

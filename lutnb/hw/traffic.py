@@ -86,18 +86,20 @@ def dense_reduction(K, rows, dataflow: str):
 
 
 def dense_traffic(M, K, N, rows, cols, dataflow: str, bits: int, acc_bits: int, sram: dict,
-                  ofmap_capacity_words) -> dict:
+                  ofmap_capacity_words, m_tiles=1, row_tile=None) -> dict:
     """{operand: (bits, sram words, dram words)} of one dense layer.
 
     `sram`: SCALE-Sim's read counts for activations and weights and its OFMAP write count ("outputs", the
     partial-sum writes; its OS count adds R + C per fold); psums/outputs follow `accumulation` (ws/is: the
-    reduction-inner tile is M x cols partial sums, is: cols x N)."""
+    reduction-inner tile is row_tile (default M) x cols partial sums, is: cols x N); weights are fetched once
+    per row tile (`m_tiles`), as LUT-DLA's tables are."""
     folds = dense_reduction(K, rows, dataflow)
-    tile = M * np.minimum(cols, N) if dataflow != "is" else np.minimum(M, cols) * N
+    Tm = M if row_tile is None else row_tile
+    tile = Tm * np.minimum(cols, N) if dataflow != "is" else np.minimum(M, cols) * N
     acc = accumulation(M, N, folds, tile, ofmap_capacity_words, writes=sram["outputs"])
     return {
         "activations": (bits, sram["activations"], M * K),
-        "weights": (bits, sram["weights"], K * N),
+        "weights": (bits, sram["weights"], m_tiles * K * N),
         "outputs": (bits, acc["sram_outputs"], acc["dram_outputs"]),
         "psums": (acc_bits, acc["sram_psums"], acc["dram_psums"]),
     }

@@ -185,7 +185,7 @@ def test_balanced_default_is_the_dse_choice_and_busy():
     d = balanced.balanced_design(wl)
     _, tot = simulate_network(wl.expanded(), d.sim_config())
     assert tot["utilization"] >= 0.5 and tot["total_cycles"] >= tot["link_cycles"]
-    assert d.cfg.acc_bits == cost.required_acc_bits(8, 512 * 9 // 4)          # 8 + ceil(log2 1152) = 19
+    assert d.cfg.acc_bits == cost.required_acc_bits(8, 512 * 9 // 4) == 19    # 8 + ceil(log2 1152)
     s, _ = dse.evaluate_design(d, wl, engine="simulate")
     cmp = dse.compare_with_baselines({"balanced": s}, wl)
     assert len(cmp) == 6

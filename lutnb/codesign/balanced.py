@@ -15,10 +15,10 @@ from . import dse
 
 BALANCED_MODEL = {"v": 4, "c": 16, "metric": "l1", "table_bits": 8}
 BALANCED_HW_SPACE = {**{k: v for k, v in dse.DEFAULT_SPACE.items() if k not in dse.MODEL_PARAMS},
-                     "adder_fanin": (1, 2, 4), "acc_storage": ("sram", "regfile")}
+                     "acc_buffer_kb": (16, 32, 64, 256), "adder_fanin": (1, 2, 4), "acc_storage": ("sram", "regfile")}
 # the result of choose_balanced_design() (see the module docstring; re-checked by tests/test_dse.py)
-BALANCED_DESIGN = {**BALANCED_MODEL, "ccus": 4, "lanes": 4, "table_tile": 64, "table_buffer_kb": 8,
-                   "acc_buffer_kb": 64, "offchip_bytes_per_cycle": 32, "clock_mhz": 1000, "adder_fanin": 4,
+BALANCED_DESIGN = {**BALANCED_MODEL, "ccus": 8, "lanes": 8, "table_tile": 32, "table_buffer_kb": 8,
+                   "acc_buffer_kb": 16, "offchip_bytes_per_cycle": 32, "clock_mhz": 1000, "adder_fanin": 4,
                    "acc_storage": "regfile"}
 PARAMS = tuple(BALANCED_DESIGN)
 
@@ -44,3 +44,25 @@ def choose_balanced_design(workload="resnet18", min_utilization: float = 0.5, mo
 def balanced_design(workload="resnet18"):
     """BALANCED_DESIGN as a cost.LUTDesign (acc_bits derived for `workload`)."""
     return dse.design_from_params(dict(BALANCED_DESIGN), workload)
+
+
+OFAT_FACTORS = {"ccus": (2, 4, 8, 16, 32), "lanes": (2, 4, 8, 16, 32), "table_tile": (8, 16, 32, 64, 128),
+                "acc_buffer_kb": (4, 8, 16, 32, 64, 128), "offchip_bytes_per_cycle": (8, 16, 32, 64, 128),
+                "adder_fanin": (1, 2, 4, 8)}
+
+
+def one_factor_curves(base: dict | None = None, factors: dict | None = None, workload="resnet18") -> pd.DataFrame:
+    """Every factor varied alone around `base` (default BALANCED_DESIGN), the others held: one row per
+    (factor, value) with the sweep's columns (infeasible configurations dropped, their reason kept)."""
+    base = dict(BALANCED_DESIGN if base is None else base)
+    rows = []
+    for f, values in (factors or OFAT_FACTORS).items():
+        for val in values:
+            rows.append({**base, f: val, "_factor": f})
+    pts = pd.DataFrame(rows)
+    factor = pts.pop("_factor")
+    pts.insert(0, "point", range(len(pts)))
+    df = dse.evaluate_points(pts, workload)
+    df.insert(0, "factor", factor.to_numpy())
+    df["value"] = [r[f] for f, (_, r) in zip(df["factor"], df.iterrows())]
+    return df[~df["reason"].str.startswith("config")].reset_index(drop=True)

@@ -208,8 +208,8 @@ def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict]):
     return fig
 
 
-STALL_COLORS = {"imm_cycles": "#4c72b0", "stall_bank_conflict": "#c44e52", "table_load_cycles": "#8172b2",
-                "stall_offchip_bw": "#dd8452", "fill_cycles": "#937860", "stall_fifo_empty": "#55a868"}
+STALL_COLORS = {"imm_cycles": "#4c72b0", "stall_bank_conflict": "#c44e52", "stall_table_load": "#8172b2",
+                "stall_offchip_bw": "#dd8452", "stall_fill": "#937860", "stall_fifo_empty": "#55a868"}
 
 
 def _box(ax, x, y, w, h, text, color, fontsize=8):
@@ -289,8 +289,90 @@ def plot_breakdown(ax, df, title: str):
     x = range(len(df))
     for col, color in STALL_COLORS.items():
         vals = df[col].to_numpy()
-        ax.bar(x, vals, bottom=bottom, color=color, label=col.replace("_cycles", "").replace("stall_", ""))
+        ax.bar(x, vals, bottom=bottom, color=color, label=col.replace("_cycles", " (busy)").replace("stall_", ""))
         bottom = vals if bottom is None else bottom + vals
     ax.set_xticks(list(x), [str(n) for n in df["layer"]], rotation=90, fontsize=6)
     ax.set_ylabel("cycles")
     ax.set_title(title, fontsize=9)
+
+
+def plot_loop_orders(orders, work, title_note: str = ""):
+    """Figure 6: table reloads, off-chip + on-chip traffic, CCM encodes and accumulator size per loop order."""
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    panels = (("table_reloads", 1, "table reloads (count)", "#dd8452"),
+              ("total_traffic_bytes", 1e6, "tables + activations + indices (MB)", "#4c72b0"),
+              ("ccm_encodes", 1e6, "CCM encodes (millions)", "#8172b2"),
+              ("accumulator_bytes", 1e3, "accumulator buffer (kB)", "#55a868"))
+    for ax, (col, scale, label, color) in zip(axes, panels):
+        ax.bar(range(len(orders)), orders[col] / scale, color=color)
+        ax.set_xticks(range(len(orders)), list(orders["order"]), rotation=25, ha="right", fontsize=7)
+        ax.set_ylabel(label, fontsize=8)
+    fig.suptitle(f"Loop orders on {work.name} (M={work.M}, K={work.K}, N={work.N}){title_note}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_one_factor(curves, base: dict, metrics=(("tops_per_w_core", "core TOPS/W"),
+                                                 ("tops_per_w", "system TOPS/W"),
+                                                 ("tops_per_mm2", "TOPS/mm$^2$"),
+                                                 ("utilization", "IMM lane utilisation"))):
+    """Figure 11: one-factor-at-a-time curves around a base design; one panel per metric, one line per factor
+    (x = the factor's value as a multiple of its base value, so every factor shares the axis)."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+    factors = list(dict.fromkeys(curves["factor"]))
+    colors = plt.get_cmap("tab10")
+    for ax, (col, label) in zip(axes, metrics):
+        for i, f in enumerate(factors):
+            g = curves[curves["factor"] == f].sort_values("value")
+            ax.plot(g["value"] / base[f], g[col], "o-", color=colors(i), label=f"{f} (base {base[f]:g})", ms=3)
+        ax.axvline(1.0, color="0.6", lw=0.8)
+        ax.set(xscale="log", xlabel="factor value / base value", ylabel=label)
+        if col == "utilization":
+            ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=6)
+    fig.suptitle("One factor at a time around the balanced design (ResNet-18, our cost model)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_efficiency(points, label: str):
+    """Figure 12: measured accuracy (stored records, labelled source and mode) against core TOPS/W and TOPS/mm^2.
+
+    `points`: rows with tops_per_w_core, tops_per_mm2, accuracy, metric, v, c; `label` names the accuracy's
+    source (e.g. "LUTBoost test accuracy, digits CNN, SMOKE run")."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, col, xl in ((axes[0], "tops_per_w_core", "core TOPS/W"), (axes[1], "tops_per_mm2", "TOPS/mm$^2$")):
+        for m, g in points.groupby("metric"):
+            ax.scatter(g[col], g["accuracy"], s=18, color=PALETTE.get(m, "k"), label=m)
+            for _, r in g.iterrows():
+                ax.annotate(f"v{r['v']} c{r['c']}", (r[col], r["accuracy"]), fontsize=6,
+                            xytext=(2, 2), textcoords="offset points")
+        ax.set(xlabel=xl, ylabel=label, xscale="log")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_baseline_ratios(cmp, paper_power, paper_area):
+    """Figure 13: LUT-DLA / baseline ratios, core and system power efficiency and area efficiency, at equal area
+    and at equal throughput (one group of bars per matching, one bar per baseline)."""
+    cols = (("power_eff_ratio_core", "power eff. ratio, core", paper_power),
+            ("power_eff_ratio_system", "power eff. ratio, system", paper_power),
+            ("area_eff_ratio", "area eff. ratio", paper_area))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    groups = list(cmp[["workload", "point", "matched_by"]].drop_duplicates().itertuples(index=False))
+    precs = list(dict.fromkeys(cmp["baseline"]))
+    for ax, (col, label, (lo, hi)) in zip(axes, cols):
+        x = np.arange(len(groups))
+        for i, prec in enumerate(precs):
+            vals = [float(cmp[(cmp.workload == w) & (cmp.point == p) & (cmp.matched_by == mb)
+                              & (cmp.baseline == prec)][col].iloc[0]) for w, p, mb in groups]
+            ax.bar(x + (i - (len(precs) - 1) / 2) * 0.8 / len(precs), vals, 0.8 / len(precs), label=prec.upper())
+        ax.axhspan(lo, hi, color="0.88", zorder=0, label="paper's range")
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xticks(x, [f"{w}\n{p}\nequal {mb}" for w, p, mb in groups], fontsize=6)
+        ax.set(yscale="log", ylabel=f"{label} (LUT-DLA / baseline)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("LUT-DLA against dense baselines: core (on-chip) and system (+ DRAM) accountings", fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -13,7 +13,8 @@ do (`dense_row_tile`), each one SCALE-Sim GEMM, weights re-fetched per tile: the
 buffer follows, tables re-fetched per row tile. SRAM access counts follow SCALE-Sim's counters (including
 its OS output count, which adds R + C per fold); partial-sum read-backs (`psums`) and DRAM traffic follow
 `lutnb.hw.traffic`, the rule LUT-DLA's records use too: activations fetched once, weights once per row tile,
-final outputs written once, partial sums spilled only when the reduction-inner output tile does not fit. Off-chip time [ours]: the layer
+final outputs written once, partial sums spilled only when the reduction-inner output tile does not fit.
+Off-chip time [ours]: the layer
 lasts max(compute cycles, ceil(DRAM bytes / offchip_bytes_per_cycle)); compute_cycles is SCALE-Sim's
 stall-free count and stall_offchip_bw the difference (0 where bandwidth is not the limit).
 """

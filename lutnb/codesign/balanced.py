@@ -66,3 +66,34 @@ def one_factor_curves(base: dict | None = None, factors: dict | None = None, wor
     df.insert(0, "factor", factor.to_numpy())
     df["value"] = [r[f] for f, (_, r) in zip(df["factor"], df.iterrows())]
     return df[~df["reason"].str.startswith("config")].reset_index(drop=True)
+
+
+def measured_accuracy_points(records=None, hardware: dict | None = None) -> pd.DataFrame:
+    """Figure 12's points: every stored (non-proxy) accuracy record whose model is a known workload, with the
+    efficiency of the balanced hardware running that record's (metric, v, c, table_bits) on that model.
+
+    Columns: model, source (lutboost / single_stage / kmeans: the conversion mode), metric, v, c, table_bits,
+    accuracy (mean over seeds), n_seeds, n_test, tops_per_w_core, tops_per_w, tops_per_mm2. Proxy records
+    are never included: they are not accuracies."""
+    from .accuracy import read_accuracy_records
+    from .workloads import WORKLOADS
+
+    recs = read_accuracy_records() if records is None else records
+    rows = [r for r in recs if not r.is_proxy and r.model in WORKLOADS]
+    cols = ["model", "source", "metric", "v", "c", "table_bits", "accuracy", "n_seeds", "n_test",
+            "tops_per_w_core", "tops_per_w", "tops_per_mm2"]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    df = pd.DataFrame([{"model": r.model, "source": r.source, "metric": r.metric, "v": r.v, "c": r.c,
+                        "table_bits": r.table_bits or 8, "accuracy": r.accuracy, "n_test": r.n_test} for r in rows])
+    key = ["model", "source", "metric", "v", "c", "table_bits"]
+    df = df.groupby(key, as_index=False).agg(accuracy=("accuracy", "mean"), n_seeds=("accuracy", "size"),
+                                              n_test=("n_test", "max"))
+    hw = {k: v for k, v in (hardware or BALANCED_DESIGN).items() if k not in dse.MODEL_PARAMS}
+    out = []
+    for model, g in df.groupby("model"):
+        pts = pd.DataFrame([{**hw, **{k: r[k] for k in ("metric", "v", "c", "table_bits")}} for _, r in g.iterrows()])
+        pts.insert(0, "point", range(len(pts)))
+        ev = dse.evaluate_points(pts, model)
+        out.append(g.reset_index(drop=True).assign(**{k: ev[k].to_numpy() for k in cols[-3:]}))
+    return pd.concat(out, ignore_index=True)[cols]

@@ -27,4 +27,6 @@ def test_notebook_07_interactive_explorer(run_notebook, tmp_path):
     assert pts[(4, 64)]["table_bytes"] == pytest.approx(4 * pts[(4, 16)]["table_bytes"])
     assert pts[(2, 16)]["table_bytes"] > pts[(4, 16)]["table_bytes"] > pts[(8, 16)]["table_bytes"]
     assert all(p["cycles"] > 0 and p["area_mm2"] > 0 for p in res["points"])
+    assert all(p["tops_per_w_core"] > p["tops_per_w"] > 0 for p in res["points"])       # core and system shown
+    assert all(p["power_eff_ratio_core"] > 0 and p["power_eff_ratio"] > 0 for p in res["points"])
     assert res["explorer_calls"] >= 1

@@ -27,6 +27,7 @@ _LAZY = {
     "lutboost": "boosting.runner", "single_stage": "boosting.runner", "LUTBoostConfig": "boosting.config",
     "TrainStage": "boosting.config", "CalibrateStage": "boosting.config",
     "block_refit": "boosting.refit", "fidelity": "boosting.embeddings",
+    "convert_encoder": "experiments.encoders",
 }
 
 compat.install()

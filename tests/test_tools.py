@@ -59,3 +59,16 @@ def test_compare_results_separates_timing_from_real_differences(tmp_path, capsys
     assert mod.compare(old, new) == 1
     out = capsys.readouterr().out
     assert "acc.1: 0.8 -> 0.7" in out and "cfg.c: <absent> -> 16" in out and "1 timing values differ" in out
+
+
+def test_minilm_heldout_source_refuses_a_shared_source(capsys):
+    import pytest
+
+    spec = importlib.util.spec_from_file_location("mh", ROOT / "tools" / "minilm_heldout_source.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(SystemExit):
+        mod._args(["--cal", "packages", "pydoc", "--eval", "pydoc"])
+    assert "held-out source" in capsys.readouterr().err
+    a = mod._args([])
+    assert not set(a.cal) & set(a.eval) and a.n_eval >= 2000

@@ -2,6 +2,7 @@
 (cosine to a reference, Spearman of pairwise similarities)."""
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 import torch
@@ -69,12 +70,36 @@ def pairwise_spearman(reference: torch.Tensor, other: torch.Tensor) -> float:
     return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-30))
 
 
-def fidelity(reference: torch.Tensor, other: torch.Tensor) -> dict:
-    """Per-sentence cosine between two embedding sets (mean, min, 5th percentile) and the pairwise Spearman."""
+def neighbour_recall(reference: torch.Tensor, other: torch.Tensor, k: int = 10, chunk: int = 1024) -> float:
+    """Retrieval agreement: for every sentence as a query (itself excluded), the fraction of the reference
+    model's ``k`` nearest neighbours (cosine) that are also among the other model's ``k`` nearest; mean over
+    queries. Ties have probability ~0 for float similarities."""
+    n = reference.shape[0]
+    if reference.shape != other.shape or not 1 <= k < n:
+        raise ValueError(f"neighbour_recall: need two (n, D) matrices of one shape and 1 <= k < n; got "
+                         f"{tuple(reference.shape)}, {tuple(other.shape)}, k={k}")
+    a, b = F.normalize(reference.double(), dim=-1), F.normalize(other.double(), dim=-1)
+    hits = 0
+    for i in range(0, n, chunk):
+        rows = torch.arange(i, min(i + chunk, n))
+        sa, sb = a[rows] @ a.T, b[rows] @ b.T
+        sa[torch.arange(len(rows)), rows] = -math.inf
+        sb[torch.arange(len(rows)), rows] = -math.inf
+        ta, tb = sa.topk(k, dim=1).indices, sb.topk(k, dim=1).indices
+        hits += int((ta.unsqueeze(2) == tb.unsqueeze(1)).any(2).sum())
+    return hits / (n * k)
+
+
+def fidelity(reference: torch.Tensor, other: torch.Tensor, k: int = 10) -> dict:
+    """Per-sentence cosine between two embedding sets (mean, min, 5th percentile), the pairwise Spearman and
+    the ``k``-nearest-neighbour recall (``recall10`` for k=10; left out when there are <= k sentences)."""
     cos = F.cosine_similarity(reference.double(), other.double(), dim=-1)
-    return {"mean_cos": float(cos.mean()), "min_cos": float(cos.min()),
-            "p05_cos": float(torch.quantile(cos, 0.05)), "spearman": pairwise_spearman(reference, other),
-            "n": int(cos.numel())}
+    out = {"mean_cos": float(cos.mean()), "min_cos": float(cos.min()),
+           "p05_cos": float(torch.quantile(cos, 0.05)), "spearman": pairwise_spearman(reference, other),
+           "n": int(cos.numel())}
+    if reference.shape[0] > k:
+        out[f"recall{k}"] = neighbour_recall(reference, other, k)
+    return out
 
 
 

@@ -97,22 +97,13 @@ def _call_groups(block: nn.Module, hidden, args, kwargs) -> list[list[str]]:
     return groups
 
 
-@torch.no_grad()
-def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge: float, max_rows: int,
-                 iters: int, seed: int, refit_weights: bool, chunk: int = 8192) -> dict:
-    """k-means on ``rows``, then ridge least squares of [W, b] on the quantized rows against ``target``."""
-    g = torch.Generator().manual_seed(seed)
-    sample = rows if rows.shape[0] <= max_rows else rows[torch.randperm(rows.shape[0], generator=g)[:max_rows]]
-    x = layer.split(sample.float()).transpose(0, 1).contiguous()
-    cb = kmeans(x, layer.c, layer.metric, iters=iters, seed=seed)
-    layer.codebooks.data.copy_(cb.to(layer.codebooks.dtype))
-    layer.calibrated.fill_(True)
+def _normal_equations(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, chunk: int) -> tuple:
+    """(G, R, ||y||^2, k-means-only squared error) of the ridge problem on ``rows``: A = [quantized rows, 1]."""
     K, N = layer.K, layer.N
-    has_b = layer.bias is not None
     G = torch.zeros(K + 1, K + 1, dtype=torch.float64)
     R = torch.zeros(K + 1, N, dtype=torch.float64)
     W0 = layer.weight.detach().double()
-    b0 = layer.bias.detach().double() if has_b else torch.zeros(N, dtype=torch.float64)
+    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
     err0 = ref = 0.0
     for i in range(0, rows.shape[0], chunk):
         r = rows[i:i + chunk].float()
@@ -124,23 +115,64 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
         R += A.T @ y
         err0 += float((A[:, :K] @ W0.T + b0 - y).pow(2).sum())
         ref += float(y.pow(2).sum())
-    out = {"rows": int(rows.shape[0]), "recon_rel_kmeans": err0 / max(ref, 1e-30)}
-    if not refit_weights:
-        out["recon_rel"] = out["recon_rel_kmeans"]
-        return out
+    return G, R, ref, err0
+
+
+def _ridge_solve(layer: LUTLayer, G: torch.Tensor, R: torch.Tensor, ridge: float) -> torch.Tensor:
+    """argmin ||A s - y||^2 + lam ||s - s0||^2 with lam = ``ridge`` x mean diag(X^T X), s0 = [W0^T; b0]."""
+    K, N = layer.K, layer.N
+    W0 = layer.weight.detach().double()
+    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
     lam = ridge * float(G.diagonal()[:K].mean().clamp_min(1e-12))
     prior = torch.cat([W0.T, b0[None]], 0)  # (K+1, N): ridge pulls toward the original weights
     reg = torch.full((K + 1,), lam, dtype=torch.float64)
-    if not has_b:
+    if layer.bias is None:
         reg[K] = 1e12 * max(lam, 1.0)  # no bias: pin it to zero
-    sol = torch.linalg.solve(G + torch.diag(reg), R + reg[:, None] * prior)
-    W1, b1 = sol[:K].T, sol[K]
-    # residual from the normal equations: ||A s - y||^2 = s'Gs - 2 s'R + ||y||^2
-    err1 = float((sol * (G @ sol)).sum() - 2 * (sol * R).sum()) + ref
-    layer.weight.data.copy_(W1.to(layer.weight.dtype))
-    if has_b:
-        layer.bias.data.copy_(b1.to(layer.bias.dtype))
-    out["recon_rel"] = max(err1, 0.0) / max(ref, 1e-30)
+    return torch.linalg.solve(G + torch.diag(reg), R + reg[:, None] * prior)
+
+
+def _sq_error(sol: torch.Tensor, G: torch.Tensor, R: torch.Tensor, ref: float) -> float:
+    """||A s - y||^2 from the normal equations: s'Gs - 2 s'R + ||y||^2."""
+    return max(float((sol * (G @ sol)).sum() - 2 * (sol * R).sum()) + ref, 0.0)
+
+
+@torch.no_grad()
+def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge, max_rows: int,
+                 iters: int, seed: int, refit_weights: bool, chunk: int = 8192) -> dict:
+    """k-means on ``rows``, then ridge least squares of [W, b] on the quantized rows against ``target``.
+
+    ``ridge``: a number, or a sequence of candidates: then every 8th row (seeded) is held out, the candidate
+    with the smallest error on those rows wins, and the final solve uses all rows with it."""
+    g = torch.Generator().manual_seed(seed)
+    sample = rows if rows.shape[0] <= max_rows else rows[torch.randperm(rows.shape[0], generator=g)[:max_rows]]
+    x = layer.split(sample.float()).transpose(0, 1).contiguous()
+    cb = kmeans(x, layer.c, layer.metric, iters=iters, seed=seed)
+    layer.codebooks.data.copy_(cb.to(layer.codebooks.dtype))
+    layer.calibrated.fill_(True)
+    candidates = [float(ridge)] if isinstance(ridge, (int, float)) else [float(r) for r in ridge]
+    val = None
+    if len(candidates) > 1 and rows.shape[0] >= 16:
+        held = torch.zeros(rows.shape[0], dtype=torch.bool)
+        held[torch.randperm(rows.shape[0], generator=g)[: rows.shape[0] // 8]] = True
+        G, R, ref, err0 = _normal_equations(layer, rows[~held], target[~held], chunk)
+        Gv, Rv, refv, err0v = _normal_equations(layer, rows[held], target[held], chunk)
+        val = [_sq_error(_ridge_solve(layer, G, R, lam), Gv, Rv, refv) / max(refv, 1e-30) for lam in candidates]
+        best = candidates[min(range(len(val)), key=val.__getitem__)]
+        G, R, ref, err0 = G + Gv, R + Rv, ref + refv, err0 + err0v
+    else:
+        best = candidates[0]
+        G, R, ref, err0 = _normal_equations(layer, rows, target, chunk)
+    out = {"rows": int(rows.shape[0]), "recon_rel_kmeans": err0 / max(ref, 1e-30), "ridge": best}
+    if val is not None:
+        out["ridge_val_rel"] = {f"{lam:g}": e for lam, e in zip(candidates, val)}
+    if not refit_weights:
+        out["recon_rel"] = out["recon_rel_kmeans"]
+        return out
+    sol = _ridge_solve(layer, G, R, best)
+    layer.weight.data.copy_(sol[:layer.K].T.to(layer.weight.dtype))
+    if layer.bias is not None:
+        layer.bias.data.copy_(sol[layer.K].to(layer.bias.dtype))
+    out["recon_rel"] = _sq_error(sol, G, R, ref) / max(ref, 1e-30)
     return out
 
 
@@ -149,7 +181,7 @@ class _RefitSpec:
     """The per-layer settings of one `block_refit` call (documented there)."""
 
     blocks: str
-    ridge: float
+    ridge: float | tuple
     max_rows: int
     iters: int
     seed: int
@@ -161,8 +193,11 @@ class _RefitSpec:
     def __post_init__(self):
         if self.target not in ("teacher", "self"):
             raise ValueError(f"target={self.target!r}: use 'teacher' or 'self'")
-        if self.ridge < 0:
-            raise ValueError(f"ridge={self.ridge} must be >= 0")
+        ridges = [self.ridge] if isinstance(self.ridge, (int, float)) else list(self.ridge)
+        if not ridges or any(not isinstance(r, (int, float)) or r < 0 for r in ridges):
+            raise ValueError(f"ridge={self.ridge!r}: use a number >= 0 or a non-empty list of them (candidates "
+                             "chosen per layer on held-out rows)")
+        object.__setattr__(self, "ridge", ridges[0] if len(ridges) == 1 else tuple(ridges))
         object.__setattr__(self, "residual", dict(self.residual or {}))
         if self.residual and self.target != "teacher":
             raise ValueError("residual= needs target='teacher'")
@@ -233,7 +268,7 @@ def _refit_block(sb: nn.Module, tb: nn.Module, li: int, h_s: list, h_t: list, in
 
 
 def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: str = "encoder.layer", *,
-                ridge: float = 1e-2, max_rows: int = 4096, iters: int = 15, seed: int = 0,
+                ridge: float | list = 1e-2, max_rows: int = 4096, iters: int = 15, seed: int = 0,
                 refit_weights: bool = True, target: str = "teacher", mode: str = "lut",
                 residual: dict | None = None, progress: bool = False) -> dict:
     """Calibrate a converted transformer block by block on the activations it really produces.
@@ -245,9 +280,10 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     with ``refit_weights``, a ridge least-squares refit of [W, b] on the *quantized* inputs so that the
     layer's output matches ``target``: the fp32 teacher's output of the same layer (``"teacher"``, also
     undoing the error accumulated upstream) or the layer's own exact output (``"self"``). ``ridge`` is
-    relative to the mean diagonal of X^T X and pulls toward the original weights. Padding tokens are
-    ignored (rows where ``attention_mask`` is 0). Returns per-layer stats (relative output error before
-    and after the refit) and ``_seconds``.
+    relative to the mean diagonal of X^T X and pulls toward the original weights; a list of candidates
+    picks, per layer, the one with the smallest error on every 8th row held out (reported as ``ridge``).
+    Padding tokens are ignored (rows where ``attention_mask`` is 0). Returns per-layer stats (relative
+    output error before and after the refit) and ``_seconds``.
 
     ``residual``: {layer: module} (names inside a block) for layers whose output is added to a residual
     stream right before ``module`` (e.g. BERT's ``attention.output.dense`` -> ``attention.output.LayerNorm``,

@@ -35,7 +35,8 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
                       ridge: float = 1e-3, max_rows: int = 4096, iters: int = 8,
                       distill_steps: int = 0, distill_lr: float = 1e-4, seed: int = 0,
                       table_bits: int = 8, residual: bool = True, model=None, tokenizer=None, reference=None,
-                      progress: bool = False) -> dict:
+                      train_sentences: list[str] | None = None, heldout_sentences: list[str] | None = None,
+                      return_model: bool = False, progress: bool = False):
     """Convert all 36 encoder Linears of MiniLM at (metric, v, c), `block_refit` on ``n_train`` training
     sentences (+ ``distill_steps`` of `distill_embeddings`), and measure fidelity to fp32 on the held-out
     split with float ("lut") and INT-``table_bits`` ("quant") tables. Returns a flat dict of numbers.
@@ -44,12 +45,18 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
 
     ``n_train=None`` uses all 3,000 sentences: the refit solves a (K+1) x (K+1) system per layer and needs
     many more token rows than K = 1536 (L2, v=2, 300 held-out sentences: mean cosine 0.896 with 256
-    sentences, 0.950 with 3,000)."""
+    sentences, 0.950 with 3,000).
+
+    ``train_sentences`` / ``heldout_sentences``: your own calibration / evaluation text instead of the
+    project's corpus (`lutnb.zoo.corpus` has real text from other sources; `lutnb.convert_encoder` is the
+    one-call API for your own encoder). ``return_model=True`` returns ``(row, lut_model)``."""
 
     if tokenizer is None or model is None:
         tokenizer, model = load_minilm()
-    tr = token_batches(tokenizer, load_sentences("train", n_train), batch_size, max_length)
-    ho = token_batches(tokenizer, load_sentences("heldout", n_heldout), 100, max_length)
+    train = train_sentences if train_sentences is not None else load_sentences("train", n_train)
+    held = heldout_sentences if heldout_sentences is not None else load_sentences("heldout", n_heldout)
+    tr = token_batches(tokenizer, train, batch_size, max_length)
+    ho = token_batches(tokenizer, held, 100, max_length)
     ref = reference if reference is not None else sentence_embeddings(model, ho)
     t0 = time.perf_counter()
     lut = convert(model, v, c, metric, table_bits=table_bits)
@@ -58,7 +65,7 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
                         residual=BERT_RESIDUALS if residual else None)
     row = {"model": "minilm", "metric": metric, "v": v, "c": c, "bits_per_act": math.log2(c) / v,
            "refit_residual": bool(residual),
-           "layers_converted": n_conv, "n_train": len(load_sentences("train", n_train)),
+           "layers_converted": n_conv, "n_train": len(train),
            "n_heldout": int(ref.shape[0]), "refit_seconds": stats["_seconds"],
            "recon_rel_mean": float(sum(s["recon_rel"] for k, s in stats.items() if not k.startswith("_"))
                                    / n_conv)}
@@ -72,7 +79,7 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
         f = fidelity(ref, sentence_embeddings(lut, ho, mode=mode))
         row.update({f"{mode}_{k}": val for k, val in f.items() if k != "n"})
     row["seconds"] = time.perf_counter() - t0
-    return row
+    return (row, lut) if return_model else row
 
 
 # the default ViT recipe (v=4 screening on digits, 1 thread; see tools/run_06_full.py): regroup channels

@@ -14,8 +14,9 @@ import html as _html
 import math
 from functools import lru_cache
 
+from ..hw import SystolicConfig
 from . import cost, dse
-from .workloads import Workload, get_workload
+from .workloads import get_workload
 
 # (field, label, kind, options or (min, max, step), default)
 CONTROLS = (
@@ -58,6 +59,17 @@ def defaults() -> dict:
     return {field: default for field, *_, default in CONTROLS}
 
 
+def warm(workloads=None) -> None:
+    """Fill the caches a first change would otherwise fill: workload shapes (a model's forward pass, ~1 s for
+    ResNet-18) and the baseline area tables for every baseline and clock the pickers offer."""
+    opts = {field: options for field, _, _, options, _ in CONTROLS}
+    for name in workloads or opts["workload"]:
+        get_workload(name)
+    for precision in opts["baseline"]:
+        for clock in opts["clock_mhz"]:
+            baseline_areas(precision, float(clock), 45.0)
+
+
 def compute(**params) -> dict:
     """The explorer's model: `dse.explore_point` on the given parameters (missing ones take defaults), fast."""
     values = defaults()
@@ -74,11 +86,17 @@ BASELINE_SRAM_KB = 64
 
 
 @lru_cache(maxsize=64)
-def baseline_areas(precision: str, clock_mhz: float, node_nm: float, probe: Workload) -> tuple:
-    """Area (mm^2) of each candidate n x n baseline array, evaluated once on a one-layer probe workload."""
+def baseline_areas(precision: str, clock_mhz: float, node_nm: float) -> tuple:
+    """Area (mm^2) of each candidate n x n baseline array: the array `dse.evaluate_baseline` builds (WS, three
+    SRAMs of BASELINE_SRAM_KB), whose area does not depend on the workload (tested equal to explore_point)."""
     tech = cost.Tech(node_nm=node_nm)
-    return tuple(dse.evaluate_baseline(probe, precision, n, n, clock_mhz, BASELINE_SRAM_KB, tech)[0]["area_mm2"]
-                 for n in SIZES)
+    cost.check_precision(precision)
+    out = []
+    for n in SIZES:
+        cfg = SystolicConfig(rows=n, cols=n, dataflow="ws", ifmap_sram_kb=BASELINE_SRAM_KB,
+                             filter_sram_kb=BASELINE_SRAM_KB, ofmap_sram_kb=BASELINE_SRAM_KB, clock_mhz=clock_mhz)
+        out.append(sum(cost.dense_area(cfg, precision, tech).values()))
+    return tuple(out)
 
 
 @lru_cache(maxsize=256)
@@ -90,9 +108,7 @@ def baseline_summary(workload: str, precision: str, n: int, clock_mhz: float, no
 def matched_baseline_cached(workload: str, precision: str, target_area: float, clock_mhz: float,
                             node_nm: float) -> dict:
     """`dse.matched_baseline(..., by="area")`: the first array whose area is closest to the target in log ratio."""
-    wl = get_workload(workload)
-    probe = Workload(name="area-probe", layers=wl.layers[:1], repeats=(1,), dense=(False,))
-    areas = baseline_areas(precision, float(clock_mhz), float(node_nm), probe)
+    areas = baseline_areas(precision, float(clock_mhz), float(node_nm))
     gaps = [abs(math.log(a / target_area)) for a in areas]
     return baseline_summary(workload, precision, SIZES[gaps.index(min(gaps))], float(clock_mhz), float(node_nm))
 
@@ -142,9 +158,13 @@ def render(result: dict) -> str:
 class Explorer:
     """Widgets + callbacks. `display(Explorer().widget)` in JupyterLab; tests set `.controls[name].value`."""
 
-    def __init__(self, **initial):
+    def __init__(self, prefetch: bool = True, **initial):
+        """`initial`: starting widget values; `prefetch`: fill the caches now (a few seconds) so that every
+        later change, a first look at another workload, baseline or clock included, stays fast."""
         import ipywidgets as w
 
+        if prefetch:
+            warm()
         values = defaults()
         values.update(initial)
         self.controls = {}

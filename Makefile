@@ -20,7 +20,7 @@ TORCH_SPEC := torch==$(TORCH_VERSION)+$(LUTNB_TORCH)
 STAMP := $(VENV)/.installed-$(LUTNB_TORCH)
 
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	@echo "torch route: $(TORCH_SPEC) from $(TORCH_INDEX) (set LUTNB_TORCH=cpu|cu130|cu128|cu126 to choose)"
 	$(PY) -m pip install -q "$(TORCH_SPEC)" --index-url $(TORCH_INDEX)

@@ -29,6 +29,13 @@ def repo(tmp_path, monkeypatch):
     src = 'SMOKE = False  # switch\nSEED = 0  # seed\nV_LIST = [1, 2]\nMETRIC = "l1"\nSCALE = 1.0\n'
     _write_notebook(tmp_path / "notebooks" / "01_tiny.ipynb", src)
     _write_notebook(tmp_path / "notebooks" / "02_other.ipynb", src)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("SMOKE = False\nSEED = 0\n")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='inner-bar'):\n    pass\nprint('smoke is', SMOKE)")]
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, str(tmp_path / "notebooks" / "03_bars.ipynb"))
     monkeypatch.setenv("LUTNB_ROOT", str(tmp_path))
     return tmp_path
 
@@ -38,8 +45,8 @@ def test_only_by_number_prefix_and_glob(repo):
     assert names(["01"]) == ["01_tiny"]
     assert names(["1"]) == ["01_tiny"]
     assert names(["02_ot"]) == ["02_other"]
-    assert names(["0*"]) == ["01_tiny", "02_other"]
-    assert names(None) == ["01_tiny", "02_other"]
+    assert names(["0[12]*"]) == ["01_tiny", "02_other"]
+    assert names(None) == ["01_tiny", "02_other", "03_bars"]
     with pytest.raises(ValueError, match="--only '07' matches no notebook"):
         reproduce.select_notebooks(["07"])
 
@@ -81,3 +88,13 @@ def test_full_without_gpu_is_refused_unless_allowed(repo, monkeypatch, capfd):
     assert reproduce.main(["--full", "--only", "01"]) == 2
     err = capfd.readouterr().err
     assert "torch.cuda.is_available() is False" in err and "--allow-cpu" in err
+
+
+def test_full_streams_the_notebooks_own_bars(repo, tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(reproduce, "gpu_available", lambda: False)
+    monkeypatch.setenv("TQDM_DISABLE", "1")              # FULL turns the notebooks' bars back on
+    rc = reproduce.main(["--full", "--allow-cpu", "--only", "03", "--out", str(tmp_path / "full")])
+    cap = capfd.readouterr()
+    assert rc == 0, cap.err
+    assert "inner-bar" in cap.err and "3/3" in cap.err   # the notebook's own tqdm bar, as text
+    assert "smoke is False" in cap.err                    # its printed output, streamed

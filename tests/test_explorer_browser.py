@@ -107,7 +107,7 @@ def test_notebook_07_responds_in_headless_chromium(lab, tmp_path):
     driver = webdriver.Chrome(options=opts, service=webdriver.ChromeService(executable_path=driver_path))
     try:
         driver.get(f"{url}/lab/tree/notebooks/07_interactive_explorer.ipynb?token={token}")
-        wait = WebDriverWait(driver, 90, poll_frequency=0.5)
+        wait = WebDriverWait(driver, 240, poll_frequency=0.5)  # generous: CI runs it beside other tests
         wait.until(lambda d: d.execute_script(
             "const a = window.jupyterapp; return !!(a && a.shell.currentWidget && a.shell.currentWidget.sessionContext"
             " && a.shell.currentWidget.sessionContext.session && a.shell.currentWidget.sessionContext.session.kernel)"))

@@ -67,3 +67,51 @@ def test_ray_equals_serial(points, serial):
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(serial, remote)
+
+
+class Ref:
+    def __init__(self, value):
+        self.value = value
+
+
+class FakeRay:
+    """The slice of Ray's API the engine uses (put/remote/wait/get), run in this process, finishing tasks in
+    reverse order: checks the plumbing (data put once, results back in chunk order) where Ray cannot start."""
+
+    def __init__(self):
+        self.puts, self.calls = [], []
+
+    def is_initialized(self):
+        return True
+
+    def put(self, value):
+        self.puts.append(type(value).__name__)
+        return Ref(value)
+
+    def remote(self, fn):
+        outer = self
+
+        class Remote:
+            def remote(self, *args, **kwargs):
+                outer.calls.append([type(a).__name__ for a in (*args, *kwargs.values())])
+                unref = lambda r: r.value if isinstance(r, Ref) else r  # noqa: E731
+                return Ref(fn(*map(unref, args), **{k: unref(v) for k, v in kwargs.items()}))
+
+        return Remote()
+
+    def wait(self, pending, num_returns=1):
+        return pending[-num_returns:], pending[:-num_returns]
+
+    def get(self, ref):
+        return ref.value
+
+
+def test_ray_engine_puts_data_and_keeps_order_with_a_stand_in(points, serial, monkeypatch):
+    import sys
+
+    fake = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    remote = dse.run_sweep(points, "digits_cnn", engine="ray", cache_dir=False, chunk_size=50)
+    pd.testing.assert_frame_equal(serial, remote)
+    assert fake.puts.count("DataFrame") == 6 + 1         # six chunks and the accuracy table, each put once
+    assert len(fake.calls) == 6 and all(set(c) == {"Ref"} for c in fake.calls)  # references only, none embedded

@@ -3,29 +3,45 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 # pytest workers: notebooks and slow tests spread over the cores
 WORKERS ?= 2
 
 help: ## show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
+# PyTorch, pinned, from PyTorch's own index for one route. LUTNB_TORCH=cpu (the CPU wheel, ~200 MB) or a CUDA
+# tag of that index: cu130 (CUDA 13.0, driver >= 580), cu128, cu126. Default: cu130 when `nvidia-smi -L` lists a
+# GPU, else cpu. A bare `torch` from PyPI is the multi-GB CUDA build on Linux, so torch is installed first, by
+# exact version and local tag (https://docs.pytorch.org/get-started/previous-versions: --index-url .../whl/<tag>).
+TORCH_VERSION ?= 2.13.0
+LUTNB_TORCH ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo cu130 || echo cpu)
+TORCH_INDEX ?= https://download.pytorch.org/whl/$(LUTNB_TORCH)
+TORCH_SPEC := torch==$(TORCH_VERSION)+$(LUTNB_TORCH)
+STAMP := $(VENV)/.installed-$(LUTNB_TORCH)
+
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned to the CPU build: a bare `torch` requirement would pull a multi-GB CUDA wheel
-	$(PY) -m pip install -q "torch==2.13.0" || $(PY) -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+	@echo "torch route: $(TORCH_SPEC) from $(TORCH_INDEX) (set LUTNB_TORCH=cpu|cu130|cu128|cu126 to choose)"
+	$(PY) -m pip install -q "$(TORCH_SPEC)" --index-url $(TORCH_INDEX)
 	$(PY) -m pip install -q -e ".[dev,transformers,distributed]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lutnb)" >/dev/null
+	rm -f $(VENV)/.installed $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv with torch (CPU), lutnb and its dev/notebook dependencies
+install: $(STAMP) ## create .venv: torch (CPU, or CUDA where nvidia-smi sees a GPU), lutnb, dev/notebook deps
+
+torch-route: ## print the torch wheel and index `make install` uses here (override: LUTNB_TORCH=cpu|cu130|...)
+	@echo "$(TORCH_SPEC) --index-url $(TORCH_INDEX)"
+
+torch-dry-run: ## ask pip what the torch route resolves to, without installing (needs the index or a wheel cache)
+	python3 -m pip install --dry-run --no-deps --ignore-installed "$(TORCH_SPEC)" --index-url $(TORCH_INDEX)
 
 reproduce: $(STAMP) ## run every notebook headlessly (SMOKE sizes): figures/, results/, results/executed/
-	$(PY) -m lutnb.nb.reproduce
+	$(PY) -m lutnb.reproduce
 
-reproduce-full: $(STAMP) ## FULL sizes (hours on a CPU; meant for a GPU machine)
-	$(PY) -m lutnb.nb.reproduce --full
+reproduce-full: $(STAMP) ## FULL sizes (meant for a GPU; refused without one unless ARGS=--allow-cpu)
+	$(PY) -m lutnb.reproduce --full $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (unit tests + notebooks in SMOKE mode)
 	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile
@@ -52,4 +68,4 @@ scalesim: ## optional: isolated SCALE-Sim 3.0.0 venv for the cross-check test (s
 clean: ## remove results/ and executed notebooks (keeps figures/ and the venv)
 	rm -rf results/
 
-.PHONY: help install reproduce reproduce-full test smoke bench lint strip lab scalesim clean
+.PHONY: help install torch-route torch-dry-run reproduce reproduce-full test smoke bench lint strip lab scalesim clean

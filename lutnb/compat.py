@@ -40,7 +40,6 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lutnb.paths": ("lutnb.files",),
     "lutnb.results": ("lutnb.nb.results", "lutnb.files"),
     "lutnb.figures": ("lutnb.nb.figures",),
-    "lutnb.reproduce": ("lutnb.nb.reproduce",),
     "lutnb.plots": ("lutnb.nb.plots",),
     "lutnb.overview": ("lutnb.nb.plots",),
     "lutnb.hw.analysis": ("lutnb.hw.dataflow",),

@@ -64,3 +64,29 @@ def test_invalid_design_is_reported_not_raised():
     assert "invalid design" in html and "lanes=0" in html
     with pytest.raises(ValueError, match="unknown explorer parameters"):
         compute(nonsense=1)
+
+
+@pytest.mark.parametrize("params", [
+    {},
+    {"v": 2, "c": 64},
+    {"workload": "resnet18", "baseline": "fp16", "clock_mhz": 800},
+    {"workload": "bert_base", "lanes": 64, "baseline": "int4"},
+    {"v": 9, "c": 4, "table_bits": 4},
+    {"ccus": 64, "lanes": 1},
+])
+def test_fast_readout_equals_explore_point(params):
+    """The cached baseline matching gives dse.explore_point's answer exactly (the slow, obvious reference)."""
+    from lutnb.codesign import dse
+    from lutnb.codesign.explorer import defaults
+
+    assert compute(**params) == dse.explore_point(**{**defaults(), **params})
+
+
+def test_layout_keeps_the_control_column_and_a_readable_slider(ex):
+    from lutnb.codesign.explorer import CONTROL_WIDTH
+
+    column, readout = ex.widget.children
+    assert column.layout.min_width == CONTROL_WIDTH and column.layout.flex == "0 0 auto"
+    assert ex.controls["table_bits"].layout.width == CONTROL_WIDTH
+    assert readout.layout.flex == "1 1 auto"
+    assert "overflow-wrap:anywhere" in render({"error": "x" * 400})

@@ -20,7 +20,6 @@ import itertools
 import json
 import math
 import numbers
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -30,7 +29,7 @@ import pandas as pd
 
 from ..files import results_dir
 from ..hw import LUTDLAConfig, SystolicConfig, simulate_network
-from . import cost
+from . import cost, distributed
 from .accuracy import PROXY_SOURCE, accuracy_table, proxy_accuracy_table, stored_accuracy_table  # noqa: F401
 from .analytic import analytic_lut_totals, dense_unit_totals, expected_bank_extra, max_subspaces, table_bytes
 from .baselines import (  # noqa: F401  (re-exported: the dense baselines and the ratios live in baselines.py)
@@ -428,11 +427,12 @@ def _cache_key(points: pd.DataFrame, workload: Workload, constraints: Constraint
 def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Constraints = Constraints(),
               tech: cost.Tech = TECH45, accuracy: pd.DataFrame | None = None, n_jobs: int = 2,
               chunk_size: int = 2048, client=None, address: str | None = None, cache_dir=None,
-              progress: bool = False) -> pd.DataFrame:
+              progress: bool = False, engine: str | None = None) -> pd.DataFrame:
     """Evaluate `points` over a workload in chunks; rows come back sorted by `point`.
 
-    Engines: local processes (ProcessPoolExecutor, `n_jobs`; 1 = in this process) by default; a Dask
-    distributed cluster when `client` (a dask.distributed.Client) or `address` (its scheduler) is given.
+    Engines (`lutnb.codesign.distributed`): local processes (ProcessPoolExecutor, `n_jobs`; 1 = in this process)
+    by default; a Dask cluster when `client` (a dask.distributed.Client) or `address` (its scheduler) is given;
+    Ray with engine="ray" (`address` of a running cluster, or a local one). `progress`: a bar over the chunks.
     `cache_dir`: None -> results/dse_cache, False -> no cache; the file (`<workload>-<key>.npz`, arrays plus
     a JSON schema, no pickle) is keyed by a hash of every input; a file that fails its schema check raises
     `DSECacheError` naming it. `points` must be non-empty with a `point` column (see `evaluate_points`).
@@ -454,24 +454,8 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
     pts = points.sort_values("point").reset_index(drop=True)
     chunks = [pts.iloc[i:i + chunk_size] for i in range(0, len(pts), chunk_size)]
     args = dict(workload=workload, constraints=constraints, tech=tech, accuracy=acc)
-    if client is not None or address is not None:
-        own = None
-        if client is None:
-            from dask.distributed import Client
-
-            client = own = Client(address)
-        try:
-            futures = client.map(evaluate_points, chunks, **args, pure=False)
-            parts = client.gather(futures)
-        finally:
-            if own is not None:
-                own.close()
-    elif n_jobs <= 1 or len(chunks) == 1:
-        parts = [evaluate_points(ch, **args) for ch in chunks]
-    else:
-        with ProcessPoolExecutor(max_workers=n_jobs) as ex:
-            futs = [ex.submit(evaluate_points, ch, **args) for ch in chunks]
-            parts = [f.result() for f in futs]
+    parts = distributed.map_chunks(evaluate_points, chunks, args, engine=engine, n_jobs=n_jobs, client=client,
+                                   address=address, progress=progress, desc=f"sweep {workload.name}")
     out = pd.concat(parts, ignore_index=True).sort_values("point", kind="stable").reset_index(drop=True)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

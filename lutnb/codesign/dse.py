@@ -493,10 +493,12 @@ def pareto_front(df: pd.DataFrame, maximize=("accuracy", "tops_per_w"), feasible
 def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
                   offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500, workload: str = "digits_cnn",
-                  baseline: str = "int8", node_nm: float = 45.0, engine: str = "analytic") -> dict:
+                  baseline: str = "int8", node_nm: float = 45.0, engine: str = "analytic", matcher=None) -> dict:
     """One design point, for an interactive explorer: bits, table bytes, cycles, area, power, efficiency
     against `baseline` at equal area, and accuracy with its source. An invalid design (a config the
-    hardware cannot build) gives {"error": ...}; an unknown argument, workload, baseline or engine raises."""
+    hardware cannot build) gives {"error": ...}; an unknown argument, workload, baseline or engine raises.
+    ``matcher``: a function (workload, precision, target_area, clock_mhz, tech, offchip_bytes_per_cycle) ->
+    baseline summary standing in for `matched_baseline` by area (the explorer passes a cached one)."""
     if baseline not in BASELINES:
         raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}")
     if engine not in ("analytic", "simulate"):
@@ -511,8 +513,11 @@ def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int =
     wl = get_workload(workload)
     tech = cost.Tech(node_nm=node_nm)
     s, _ = evaluate_design(design, wl, engine, tech)
-    b = matched_baseline(wl, baseline, s["area_mm2"], "area", clock_mhz, tech=tech,
-                         offchip_bytes_per_cycle=offchip_bytes_per_cycle)
+    if matcher is None:
+        b = matched_baseline(wl, baseline, s["area_mm2"], "area", clock_mhz, tech=tech,
+                             offchip_bytes_per_cycle=offchip_bytes_per_cycle)
+    else:
+        b = matcher(wl, baseline, s["area_mm2"], clock_mhz, tech, offchip_bytes_per_cycle)
     acc = accuracy_table(workload)
     hit = acc[(acc["metric"] == metric) & (acc["v"] == v) & (acc["c"] == c)]
     return {"workload": wl.name, "bits_per_activation": math.log2(c) / v,

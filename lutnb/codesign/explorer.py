@@ -99,47 +99,27 @@ def baseline_areas(precision: str, clock_mhz: float, node_nm: float) -> tuple:
     return tuple(out)
 
 
-@lru_cache(maxsize=256)
-def baseline_summary(workload: str, precision: str, n: int, clock_mhz: float, node_nm: float) -> dict:
-    wl = get_workload(workload)
-    return dse.evaluate_baseline(wl, precision, n, n, clock_mhz, BASELINE_SRAM_KB, cost.Tech(node_nm=node_nm))[0]
+_SUMMARIES: dict = {}
 
 
-def matched_baseline_cached(workload: str, precision: str, target_area: float, clock_mhz: float,
-                            node_nm: float) -> dict:
-    """`dse.matched_baseline(..., by="area")`: the first array whose area is closest to the target in log ratio."""
-    areas = baseline_areas(precision, float(clock_mhz), float(node_nm))
+def matched_baseline_cached(workload, precision: str, target_area: float, clock_mhz: float, tech: cost.Tech,
+                            offchip_bytes_per_cycle: float) -> dict:
+    """`dse.matched_baseline(..., by="area")`: the first array whose area is closest to the target in log ratio.
+    The areas do not depend on the workload (one cached table per precision, clock and node); the matched
+    array's summary is cached per (workload, precision, n, clock, node, link)."""
+    areas = baseline_areas(precision, float(clock_mhz), float(tech.node_nm))
     gaps = [abs(math.log(a / target_area)) for a in areas]
-    return baseline_summary(workload, precision, SIZES[gaps.index(min(gaps))], float(clock_mhz), float(node_nm))
+    n = SIZES[gaps.index(min(gaps))]
+    key = (workload, precision, n, float(clock_mhz), float(tech.node_nm), float(offchip_bytes_per_cycle))
+    if key not in _SUMMARIES:
+        _SUMMARIES[key] = dse.evaluate_baseline(workload, precision, n, n, clock_mhz, BASELINE_SRAM_KB, tech,
+                                                offchip_bytes_per_cycle)[0]
+    return _SUMMARIES[key]
 
 
-def explore_point_cached(v=4, c=16, metric="l1", table_bits=8, ccus=16, lanes=16, table_tile=64, buffer_kb=32,
-                         acc_buffer_kb=64, offchip_bytes_per_cycle=16, clock_mhz=500, workload="digits_cnn",
-                         baseline="int8", node_nm=45.0) -> dict:
+def explore_point_cached(**params) -> dict:
     """`dse.explore_point` (analytic engine) with the baseline matching cached; same keys, same numbers."""
-    if baseline not in dse.BASELINES:
-        raise ValueError(f"baseline={baseline!r}: use one of {dse.BASELINES}")
-    try:
-        design = dse.design_from_params(dict(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
-                                             table_tile=table_tile, table_buffer_kb=buffer_kb,
-                                             acc_buffer_kb=acc_buffer_kb, clock_mhz=clock_mhz,
-                                             offchip_bytes_per_cycle=offchip_bytes_per_cycle))
-    except (ValueError, TypeError) as err:
-        return {"error": str(err)}
-    wl = get_workload(workload)
-    s, _ = dse.evaluate_design(design, wl, "analytic", cost.Tech(node_nm=node_nm))
-    b = matched_baseline_cached(workload, baseline, s["area_mm2"], clock_mhz, node_nm)
-    acc = dse.accuracy_table(workload)
-    hit = acc[(acc["metric"] == metric) & (acc["v"] == v) & (acc["c"] == c)]
-    return {"workload": wl.name, "bits_per_activation": math.log2(c) / v,
-            "table_bytes": dse.table_bytes(wl, v, c, table_bits),
-            "cycles": s["cycles"], "latency_ms": s["time_s"] * 1e3, "area_mm2": s["area_mm2"],
-            "power_w": s["power_w"], "tops": s["tops"], "tops_per_w": s["tops_per_w"],
-            "tops_per_mm2": s["tops_per_mm2"], "baseline": f"{baseline} {b['rows']}x{b['cols']} (equal area)",
-            "power_eff_ratio": s["tops_per_w"] / b["tops_per_w"],
-            "area_eff_ratio": s["tops_per_mm2"] / b["tops_per_mm2"],
-            "accuracy": float(hit["accuracy"].iloc[0]) if len(hit) else None,
-            "accuracy_source": hit["accuracy_source"].iloc[0] if len(hit) else "none"}
+    return dse.explore_point(**params, engine="analytic", matcher=matched_baseline_cached)
 
 
 def render(result: dict) -> str:

@@ -44,6 +44,7 @@ from ..runtime import (
 from ..vq.calibration import calibrate
 from ..vq.conversion import convert
 from ..vq.layers import lut_layers, set_mode
+from . import distributed
 from .config import STAGE_NAMES, CalibrateStage, LUTBoostConfig, TrainStage
 from .report import LUTBoostReport, StageResult
 from .steps import accuracy, check_amp, layer_stats, reestimate_batchnorm, run_train_stage
@@ -269,12 +270,18 @@ def _train_stage(lut: nn.Module, teacher, st: TrainStage, i: int, train, val, te
 
 
 def _save_stage(checkpoint_dir, lut: nn.Module, i: int, st, fp: str, report: LUTBoostReport) -> None:
-    """Write stage ``i``'s checkpoint (model, report, RNG state) and report.json, atomically."""
+    """Write stage ``i``'s checkpoint (model, report, RNG state) and report.json, atomically (rank 0 of a
+    process group writes, the others wait for it)."""
+    ctx = distributed.current()
+    if ctx is not None and not ctx.is_main:
+        distributed.barrier()
+        return
     save_checkpoint({"model": lut.state_dict(), "stage_index": i, "stage": st.name,
                      "fingerprint": fp, "report": json.dumps(report.to_dict()), "rng": _rng_state()},
                     _ckpt_path(checkpoint_dir, i))
     atomic_write_bytes(Path(checkpoint_dir) / "report.json",
                        (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
+    distributed.barrier()
 
 
 def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
@@ -282,6 +289,8 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     from tqdm.auto import tqdm
 
     cfg = _resolve_config(stages)
+    ctx = distributed.current()  # several processes: each trains on its slice of every batch
+    progress = progress and (ctx is None or ctx.is_main)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
     _check_dataset("train", train, required=True)

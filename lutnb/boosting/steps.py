@@ -15,6 +15,7 @@ from torch import nn
 from ..runtime import device_of, loaders, progress_disabled, seed_everything, sync_free
 from ..vq.distances import pairwise_distance
 from ..vq.layers import codebook_params, lut_layers, reconstruction_loss, set_mode
+from . import distributed
 from .config import TrainStage
 
 
@@ -194,6 +195,11 @@ def task_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     ``torch.use_deterministic_algorithms``' docstring) while gather's backward is deterministic there."""
     if logits.device.type == "cpu":
         return F.cross_entropy(logits, y)
+    return cross_entropy_gather(logits, y)
+
+
+def cross_entropy_gather(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy as -log_softmax(logits)[y]: no NLLLoss kernel (see `task_loss`)."""
     return -F.log_softmax(logits, 1).gather(1, y.unsqueeze(1)).mean()
 
 
@@ -214,6 +220,8 @@ class _StageLoop:
     dev: torch.device
     step: int = 0
     amp: str | None = None
+    ctx: object = None  # distributed.DistContext when several processes train together
+    fwd: nn.Module | None = None  # (logits, recon loss) of a batch: WithLosses(model), DDP-wrapped or not
 
 
 def _stage_optimizer(model: nn.Module, stage: TrainStage) -> torch.optim.Optimizer:
@@ -244,7 +252,11 @@ def _start_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage,
     for m in layers.values():
         m.table_bits = stage.table_bits
     scales = distance_scale(model, train) if stage.backward == "soft" else {}
-    return _StageLoop(model, teacher, stage, layers, loader, opt, sched, steps, scales, dev, amp=check_amp(amp))
+    ctx = distributed.current()
+    losses = reconstruction_loss if stage.recon_weight > 0 else None
+    fwd = distributed.wrap(model, losses) if ctx is not None else distributed.WithLosses(model, losses)
+    return _StageLoop(model, teacher, stage, layers, loader, opt, sched, steps, scales, dev, amp=check_amp(amp),
+                      ctx=ctx, fwd=fwd)
 
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -262,7 +274,7 @@ def _stage_loss(loop: _StageLoop, x: torch.Tensor, y: torch.Tensor) -> tuple:
     """(loss, task, recon or None, kd or None) of one batch, under autocast when the stage runs with AMP."""
     stage = loop.stage
     with torch.autocast(loop.dev.type, dtype=AMP_DTYPES.get(loop.amp, torch.bfloat16), enabled=loop.amp is not None):
-        logits = loop.model(x)
+        logits, recon = loop.fwd(x)
         t_logits = None
         if loop.teacher is not None and stage.distill_weight > 0:
             with torch.no_grad():
@@ -270,7 +282,6 @@ def _stage_loss(loop: _StageLoop, x: torch.Tensor, y: torch.Tensor) -> tuple:
     logits = logits.float()
     task = task_loss(logits, y)
     loss = stage.task_weight * task
-    recon = reconstruction_loss(loop.model) if stage.recon_weight > 0 else None
     if recon is not None:
         loss = loss + stage.recon_weight * recon.float()
     kd = None
@@ -312,13 +323,16 @@ def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
             for n, m in layers.items():
                 m.temperature = tau * loop.scales[n]
         x, y = x.to(loop.dev, non_blocking=True), y.to(loop.dev, non_blocking=True)
+        scale = 1.0
+        if loop.ctx is not None:  # this rank's slice of the global batch (lutnb.boosting.distributed)
+            x, y, scale = distributed.shard(x, y, loop.ctx)
         loss, task, recon, kd = _stage_loss(loop, x, y)
         if deferred:
             bad_steps += ~torch.isfinite(loss.detach())
         elif not torch.isfinite(loss):
             _raise_nonfinite(stage, epoch, str(loss.item()))
         loop.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale if loop.ctx is not None else loss).backward()
         loop.opt.step()
         loop.sched.step()
         loop.step += 1
@@ -328,6 +342,13 @@ def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
         n_seen += bs
         parts = [task, zero if recon is None else recon, zero if kd is None else kd, loss]
         sums_t += torch.stack([p.detach().to(acc_dtype) for p in parts]) * bs
+    if loop.ctx is not None:  # every rank: the sums, rows and counts of the global batches; rank 0's state
+        totals = distributed.all_sum(torch.cat([sums_t, torch.tensor([n_seen, int(bad_steps)], dtype=acc_dtype,
+                                                                     device=loop.dev)]))
+        sums_t, n_seen, bad_steps = totals[:4], int(totals[4]), totals[5].long()
+        for n in counts:
+            counts[n] = distributed.all_sum(counts[n].to(loop.dev))
+        distributed.broadcast_state(loop.model)
     if deferred and int(bad_steps):
         _raise_nonfinite(stage, epoch, f"non-finite in {int(bad_steps)} step(s)")
     sums = dict(zip(("task", "recon", "distill", "loss"), sums_t.tolist()))  # one read per epoch

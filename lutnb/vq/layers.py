@@ -333,7 +333,7 @@ class LUTLayer:
             target = y_lut.detach().to(y_exact.dtype)  # a no-op, except under autocast
         if bad is not None:  # non-finite input rows: NaN outputs (the propagation policy)
             mask = rows_to_out(bad.unsqueeze(1).expand(M, self.N).to(target.dtype), x) > 0
-            target = target.masked_fill(mask, float("nan"))
+            target = torch.where(mask, float("nan"), target)  # keeps target's memory layout
         return StraightThrough.apply(y_exact, target)
 
     def _record_recon(self, rows, W, b, y_lut, y_exact=None) -> None:

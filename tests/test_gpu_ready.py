@@ -223,3 +223,33 @@ def test_fit_applies_batch_transform_deterministically():
     (a, sa), (b, sb) = run(), run()
     assert len(sa) == 2 and all(torch.equal(p, q) for p, q in zip(sa, sb))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_full_recipe_refused_on_cpu_unless_allowed():
+    from lutnb.experiments.cifar import FullOnCPUError, check_full_device
+
+    with pytest.raises(FullOnCPUError, match="ALLOW_CPU = True.*--allow-cpu"):
+        check_full_device(True, "cpu")
+    check_full_device(True, "cpu", allow_cpu=True)
+    check_full_device(False, "cpu")  # SMOKE runs anywhere
+    check_full_device(True, "cuda")
+
+
+def test_fp32_model_trained_once_and_shared_one_results_file_per_metric(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from lutnb.experiments import cifar
+
+    calls = []
+    monkeypatch.setattr(cifar, "fit", lambda model, *a, **k: calls.append(k["batch_transform"]))
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    ds = torch.utils.data.TensorDataset(x, y)
+    data = SimpleNamespace(train=ds, val=ds, test=ds, num_classes=10)
+    m1, s1 = cifar.train_fp32(data, fp32_epochs=3, seed=1, device="cpu", checkpoint_dir=tmp_path, progress=False)
+    m2, s2 = cifar.train_fp32(data, fp32_epochs=3, seed=1, device="cpu", checkpoint_dir=tmp_path, progress=False)
+    assert len(calls) == 1 and isinstance(calls[0], BatchCropFlip)  # trained once, with batched augmentation
+    assert s1 > 0 and s2 == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert cifar.fp32_checkpoint(tmp_path, 1, 3, 8).exists()
+    assert [cifar.results_name(m, 4, 16, 0) for m in ("l2", "l1")] == ["full_cifar_resnet20_l2_v4_c16_seed0",
+                                                                       "full_cifar_resnet20_l1_v4_c16_seed0"]

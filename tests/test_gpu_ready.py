@@ -103,8 +103,8 @@ def test_chunk_budget_from_fake_device_memory(monkeypatch):
     assert d.chunk_budget("cuda:0") == 4 * gib
     # ResNet-20's first stage at batch 128 (L1, v=4, c=16, S=36): 37 chunks on CPU, one on a large GPU
     M, S = 128 * 32 * 32, 36
-    assert -(-M // d._chunk_rows(S, 16, 4, 4, "cpu")) == 37
-    assert -(-M // d._chunk_rows(S, 16, 4, 4, "cuda:0")) == 1
+    assert -(-M // d.rows_per_chunk(S, 16, 4, 4, "cpu")) == 37
+    assert -(-M // d.rows_per_chunk(S, 16, 4, 4, "cuda:0")) == 1
     d.reset_chunk_budget()
 
 

@@ -66,7 +66,8 @@ def check_float(x: torch.Tensor, codebooks: torch.Tensor, fn: str) -> None:
                             f"float64, bfloat16, float16): convert it first, e.g. {name}.float()")
 
 
-def _chunk_rows(S: int, c: int, v: int, itemsize: int = 4, device: torch.device | str = "cpu") -> int:
+def rows_per_chunk(S: int, c: int, v: int, itemsize: int = 4, device: torch.device | str = "cpu") -> int:
+    """Rows of (S, c, v) temporaries that fit ``chunk_budget(device)``."""
     return max(1, chunk_budget(device) // max(1, S * c * v * itemsize))
 
 
@@ -107,7 +108,7 @@ def pairwise_distance(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l
     if metric == "l2":
         return _l2_expanded(x, codebooks).clamp_min(0)
     S, c, v = codebooks.shape
-    step = _chunk_rows(S, c, v, x.element_size(), x.device)
+    step = rows_per_chunk(S, c, v, x.element_size(), x.device)
     if x.shape[0] <= step:
         return broadcast_distance(x, codebooks, metric)
     return torch.cat([broadcast_distance(x[i:i + step], codebooks, metric)
@@ -159,7 +160,7 @@ def encode(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l2",
     M = x.shape[0]
     S, c, v = codebooks.shape
     if chunk_rows is None:
-        chunk_rows = max(256, _chunk_rows(S, c, v, x.element_size(), x.device))
+        chunk_rows = max(256, rows_per_chunk(S, c, v, x.element_size(), x.device))
     if codebooks.dtype != x.dtype:
         codebooks = codebooks.to(x.dtype)
     out = torch.empty(M, S, dtype=torch.long, device=x.device)

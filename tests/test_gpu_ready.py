@@ -1,6 +1,7 @@
 """The accelerator code paths, checked on CPU: host syncs per training step (counted), the sync-free path
 equal to the CPU path, device-sized distance chunks (fake free memory), bf16 autocast within a stated
 tolerance, the CUDA RNG in the resume state (fake CUDA), strict deterministic mode, batched augmentation."""
+import contextlib
 import copy
 
 import pytest
@@ -253,3 +254,17 @@ def test_fp32_model_trained_once_and_shared_one_results_file_per_metric(tmp_path
     assert cifar.fp32_checkpoint(tmp_path, 1, 3, 8).exists()
     assert [cifar.results_name(m, 4, 16, 0) for m in ("l2", "l1")] == ["full_cifar_resnet20_l2_v4_c16_seed0",
                                                                        "full_cifar_resnet20_l1_v4_c16_seed0"]
+
+
+def test_fit_sync_free_path_gives_the_cpu_result():
+    def run(forced):
+        torch.manual_seed(0)
+        m = Tiny()
+        with runtime.sync_free_paths() if forced else contextlib.nullcontext():
+            hist = fit(m, _data(64), _data(32, seed=1), epochs=2, lr=1e-2, batch_size=16, progress=False)
+        return m.state_dict(), hist
+
+    (a, ha), (b, hb) = run(False), run(True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train_loss"] for h in ha] == [h["train_loss"] for h in hb]
+    assert [h["val_acc"] for h in ha] == [h["val_acc"] for h in hb]

@@ -49,13 +49,22 @@ def main(argv=None) -> int:
 
     from lutnb.boosting import distributed
     from lutnb.experiments.cifar import check_full_device, load_data, resnet20_experiment, results_name
+    from lutnb.files import data_dir
     from lutnb.nb.results import write_results
 
     ctx = distributed.init_from_env()
     device = distributed.device_for(ctx, args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     check_full_device(not args.smoke, device, args.allow_cpu)
     main_rank = ctx is None or ctx.is_main
-    data, tmp = load_data("fake" if args.smoke else "real", seed=args.seed, root=args.data_root)
+    source = "fake" if args.smoke else "real"
+    if main_rank:  # rank 0 downloads (checksummed) first; the others then read its copy
+        data, tmp = load_data(source, seed=args.seed, root=args.data_root)
+    distributed.barrier()
+    if not main_rank:
+        data, tmp = load_data(source, seed=args.seed, root=args.data_root)
+    ckdir = None  # data/checkpoints; a generated (smoke) archive's checkpoints die with it, except under torchrun,
+    if tmp is not None:  # where the ranks must share one folder to share the fp32 model
+        ckdir = os.path.join(tmp.name, "checkpoints") if ctx is None else str(data_dir() / "checkpoints" / "smoke")
     if main_rank:
         print(data, f"device {device}", f"processes {ctx.world if ctx else 1}", flush=True)
     try:
@@ -65,7 +74,7 @@ def main(argv=None) -> int:
                 fp32_epochs=1 if args.smoke else args.fp32_epochs,
                 lut_epoch_scale=0.01 if args.smoke else args.lut_epoch_scale,
                 batch_size=args.batch_size, seed=args.seed, device=device,
-                checkpoint_dir=(os.path.join(tmp.name, "checkpoints") if tmp is not None else None),
+                checkpoint_dir=ckdir,
                 resume=args.resume, progress=main_rank and not args.smoke, amp=args.amp)
             out.update(smoke=args.smoke, processes=ctx.world if ctx else 1)
             if main_rank:

@@ -17,6 +17,8 @@ Stages (see docs/paper.md, "Our decisions"; every stage is a frozen, validated c
 per-stage table, ``report.to_dict()`` the JSON. A checkpoint is written atomically after every stage;
 ``resume=True`` continues from the last finished one and ends bit-identical to an uninterrupted run.
 ``single_stage(...)`` is the LUT-NN style baseline (k-means init + one end-to-end fine-tune).
+Under ``torchrun`` (an initialised process group of several processes) the training stages run data-parallel
+(`lutnb.boosting.distributed`); ``amp="bf16"`` trains under bfloat16 autocast.
 """
 from __future__ import annotations
 

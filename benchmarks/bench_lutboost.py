@@ -1,7 +1,9 @@
 """Benchmark LUTBoost: (1) the full default run on the digits CNN (wall seconds, target <= 60 s on 2 cores),
-(2) one VQ training step vs one fp32 step of the same model and batch (ratio, target <= 2x).
+(2) one VQ training step vs one fp32 step of the same model and batch (ratio, target <= 2x), (3) host syncs per
+training step of the joint stage on ResNet-20 (counted with lutnb.runtime.HostSyncCounter: the CPU path, and the
+accelerator path, which a GPU runs, forced on this CPU; target 0 per step).
 
-    python benchmarks/bench_lutboost.py [--threads 1] [--metric l1] [--skip-full] [--steps 30]
+    python benchmarks/bench_lutboost.py [--threads 1] [--metric l1] [--skip-full] [--steps 30] [--syncs-only]
 
 Timings on a shared machine are noisy: the fp32 baseline is timed in the same run, before and after the
 VQ steps, and the ratio uses the faster fp32 measurement. Which encode path is active (native fast path
@@ -10,6 +12,7 @@ or torch broadcasting) is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import time
@@ -58,6 +61,35 @@ def encode_path() -> str:
     return f"torch broadcasting (native off: {native.unavailable_reason()})"
 
 
+def print_host_syncs() -> None:
+    """Host syncs per joint-stage step of a calibrated ResNet-20 (random CIFAR-shaped data, batch 8): two
+    epochs of 2 and 4 steps, so the per-step count is (syncs(4) - syncs(2)) / 2 and the rest is per epoch."""
+    import lutnb
+    from lutnb import boosting as B
+    from lutnb.boosting.steps import epoch_host_syncs
+    from lutnb.runtime import sync_free_paths
+    from lutnb.zoo.models import resnet20
+
+    os.environ["LUTNB_NATIVE"] = "0"  # the torch path an accelerator runs
+    torch.manual_seed(0)
+    fp32 = resnet20(10).eval()
+    g = torch.Generator().manual_seed(0)
+    data = {n: torch.utils.data.TensorDataset(torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,)))
+            for n in (16, 32)}
+    lut = lutnb.convert(fp32, 4, 16, "l1", skip=("conv1",))
+    lutnb.calibrate(lut, [data[16].tensors[0]], iters=2)
+    n_layers = sum(1 for _ in lutnb.vq.lut_layers(lut))
+    st = B.TrainStage("joint", epochs=1, lr=1e-3, recon_weight=1.0, distill_weight=1.0, dead_restart=True,
+                      batch_size=8)
+    for label, forced in (("CPU path", False), ("accelerator path", True)):
+        with sync_free_paths() if forced else contextlib.nullcontext():
+            a, b = (epoch_host_syncs(copy.deepcopy(lut), fp32, st, data[n]) for n in (16, 32))
+        per_step = (b["syncs"] - a["syncs"]) / (b["steps"] - a["steps"])
+        print(f"host syncs, ResNet-20 joint step ({n_layers} LUT layers), {label}: {per_step:g} per step, "
+              f"{a['syncs'] - per_step * a['steps']:g} per epoch; calls in 4 steps: {b['calls']}")
+    del os.environ["LUTNB_NATIVE"]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("LUTNB_THREADS", "1")))
@@ -66,6 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--skip-full", action="store_true", help="only the step benchmark")
+    ap.add_argument("--syncs-only", action="store_true", help="only the host-sync count")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -77,6 +110,9 @@ def main(argv=None) -> int:
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores; "
           f"encode: {encode_path()}")
+    print_host_syncs()
+    if args.syncs_only:
+        return 0
     data = load_digits(args.seed)
     model = pretrained("digits_cnn", args.seed, progress=False)
 

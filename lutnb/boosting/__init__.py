@@ -2,7 +2,8 @@
 
 ``config`` (stage configs), ``steps`` (what a stage is made of), ``runner`` (`lutboost`, `single_stage`,
 checkpoints and resume), ``report`` (per-stage results), ``refit`` (block-wise refit against a teacher),
-``distill`` (distillation), ``embeddings`` (calling models on batches, fidelity metrics).
+``distill`` (distillation), ``embeddings`` (calling models on batches, fidelity metrics), ``distributed``
+(data-parallel LUTBoost under ``torchrun``).
 The package is named ``boosting`` because ``lutnb.lutboost`` is the function users call.
 """
 from .config import STAGE_NAMES, TRAIN_MODES, CalibrateStage, LUTBoostConfig, TrainStage

@@ -17,6 +17,8 @@ Stages (see docs/paper.md, "Our decisions"; every stage is a frozen, validated c
 per-stage table, ``report.to_dict()`` the JSON. A checkpoint is written atomically after every stage;
 ``resume=True`` continues from the last finished one and ends bit-identical to an uninterrupted run.
 ``single_stage(...)`` is the LUT-NN style baseline (k-means init + one end-to-end fine-tune).
+Under ``torchrun`` (an initialised process group of several processes) the training stages run data-parallel
+(`lutnb.boosting.distributed`); ``amp="bf16"`` trains under bfloat16 autocast.
 """
 from __future__ import annotations
 
@@ -24,23 +26,30 @@ import copy
 import fnmatch
 import hashlib
 import json
-import random
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..files import CheckpointError, atomic_write_bytes, load_checkpoint, save_checkpoint
-from ..runtime import device_of, loaders, progress_disabled, seed_everything
+from ..runtime import (
+    deterministic_mode,
+    device_of,
+    loaders,
+    progress_disabled,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 from ..vq.calibration import calibrate
 from ..vq.conversion import convert
 from ..vq.layers import lut_layers, set_mode
+from . import distributed
 from .config import STAGE_NAMES, CalibrateStage, LUTBoostConfig, TrainStage
 from .report import LUTBoostReport, StageResult
-from .steps import accuracy, layer_stats, reestimate_batchnorm, run_train_stage
+from .steps import accuracy, check_amp, layer_stats, reestimate_batchnorm, run_train_stage
 
 
 class ResumeMismatchError(RuntimeError):
@@ -49,16 +58,11 @@ class ResumeMismatchError(RuntimeError):
 
 # ------------------------------------------------------------------------------------------ checkpoints
 def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "numpy_pos": int(np_state[2]), "python": json.dumps(random.getstate())}
+    return rng_state()  # torch CPU and CUDA, NumPy, Python (lutnb.runtime)
 
 
 def _set_rng_state(st: dict) -> None:
-    torch.set_rng_state(st["torch"])
-    np.random.set_state(("MT19937", st["numpy_keys"].numpy().astype(np.uint32), st["numpy_pos"], 0, 0.0))
-    py = json.loads(st["python"])
-    random.setstate((py[0], tuple(py[1]), py[2]))
+    set_rng_state(st)
 
 
 def _ckpt_path(checkpoint_dir, i: int) -> Path:
@@ -169,7 +173,8 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
              teacher: nn.Module | None = None, progress: bool = True, test=None, overrides=None,
              layout: str = "channel", track_test: bool = False,
              callback: Callable[[str, nn.Module, "LUTBoostReport"], Any] | None = None,
-             method: str = "lutboost", deterministic: bool = True) -> tuple[nn.Module, LUTBoostReport]:
+             method: str = "lutboost", deterministic: bool | str = True,
+             amp: str | None = None) -> tuple[nn.Module, LUTBoostReport]:
     """Convert a trained fp32 ``model`` into a LUT model with LUTBoost; return ``(lut_model, report)``.
 
     train / val / test: datasets of (x, y); test (optional) is only evaluated, after every stage (and after
@@ -180,16 +185,14 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
     ``callback(stage_name, lut_model, report)`` runs after every stage (raise from it to abort). The input
     model is not modified. The returned model is in "quant" mode (INT-b tables). ``deterministic``: run
     with ``torch.use_deterministic_algorithms`` (the CPU scatter-add in the codebook gradient is otherwise
-    order-dependent at the last bit, and a resumed run would drift from an uninterrupted one).
+    order-dependent at the last bit, and a resumed run would drift from an uninterrupted one); on CUDA strict
+    (see `lutnb.runtime.deterministic_mode`; "warn" to only warn). ``amp="bf16"``: training forwards under
+    bfloat16 autocast (equal to float32 within the tolerance tests/test_boosting.py states).
     """
-    prev = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
+    check_amp(amp)
+    with deterministic_mode(deterministic, device_of(model)):
         return _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher,
-                         progress, test, overrides, layout, track_test, callback, method)
-    finally:
-        torch.use_deterministic_algorithms(prev[0], warn_only=prev[1])
+                         progress, test, overrides, layout, track_test, callback, method, amp)
 
 
 def _resolve_config(stages) -> LUTBoostConfig:
@@ -258,9 +261,9 @@ def _calibrate_stage(lut: nn.Module, st: CalibrateStage, train, seed: int, i: in
 
 
 def _train_stage(lut: nn.Module, teacher, st: TrainStage, i: int, train, val, test, seed: int, progress: bool,
-                 track_test: bool) -> list:
+                 track_test: bool, amp: str | None = None) -> list:
     """A training stage, then (``bn_reestimate``) BatchNorm re-estimated in the stage's mode; the history."""
-    hist = run_train_stage(lut, teacher, st, train, val, test, seed + 1000 * i, progress, track_test)
+    hist = run_train_stage(lut, teacher, st, train, val, test, seed + 1000 * i, progress, track_test, amp=amp)
     if st.bn_reestimate:
         set_mode(lut, st.mode)
         reestimate_batchnorm(lut, train, batches=8, batch_size=256, seed=seed + i)
@@ -269,19 +272,27 @@ def _train_stage(lut: nn.Module, teacher, st: TrainStage, i: int, train, val, te
 
 
 def _save_stage(checkpoint_dir, lut: nn.Module, i: int, st, fp: str, report: LUTBoostReport) -> None:
-    """Write stage ``i``'s checkpoint (model, report, RNG state) and report.json, atomically."""
+    """Write stage ``i``'s checkpoint (model, report, RNG state) and report.json, atomically (rank 0 of a
+    process group writes, the others wait for it)."""
+    ctx = distributed.current()
+    if ctx is not None and not ctx.is_main:
+        distributed.barrier()
+        return
     save_checkpoint({"model": lut.state_dict(), "stage_index": i, "stage": st.name,
                      "fingerprint": fp, "report": json.dumps(report.to_dict()), "rng": _rng_state()},
                     _ckpt_path(checkpoint_dir, i))
     atomic_write_bytes(Path(checkpoint_dir) / "report.json",
                        (json.dumps(report.to_dict(), indent=1, default=float) + "\n").encode())
+    distributed.barrier()
 
 
 def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_dir, resume, teacher, progress,
-              test, overrides, layout, track_test, callback, method):
+              test, overrides, layout, track_test, callback, method, amp=None):
     from tqdm.auto import tqdm
 
     cfg = _resolve_config(stages)
+    ctx = distributed.current()  # several processes: each trains on its slice of every batch
+    progress = progress and (ctx is None or ctx.is_main)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir= (where the stage checkpoints were written)")
     _check_dataset("train", train, required=True)
@@ -297,7 +308,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     set_mode(lut, "lut")
     fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method,
                       weights=model_hash, overrides=overrides, layout=layout, teacher=teacher_hash,
-                      train_data=data_hash(train), val_data=data_hash(val))
+                      train_data=data_hash(train), val_data=data_hash(val), **({"amp": amp} if amp else {}))
     report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
                             else metric, seed, fp32_acc, [], cfg.to_dict())
     start = 0
@@ -315,7 +326,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
                 _calibrate_stage(lut, st, train, seed, i)
                 hist = []
             else:
-                hist = _train_stage(lut, teacher, st, i, train, val, test, seed, progress, track_test)
+                hist = _train_stage(lut, teacher, st, i, train, val, test, seed, progress, track_test, amp)
             report.stages.append(_evaluate_stage(lut, st.name, len(hist), time.perf_counter() - tic, val, test,
                                                  hist, stats_batches))
         if checkpoint_dir is not None:

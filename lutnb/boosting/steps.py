@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..runtime import device_of, loaders, progress_disabled, seed_everything
+from ..runtime import device_of, loaders, progress_disabled, seed_everything, sync_free
 from ..vq.distances import pairwise_distance
 from ..vq.layers import codebook_params, lut_layers, reconstruction_loss, set_mode
+from . import distributed
 from .config import TrainStage
 
 
@@ -26,16 +27,16 @@ def accuracy(model: nn.Module, dataset, mode: str | None = None, batch_size: int
         set_mode(model, mode)
     was = model.training
     model.eval()
-    dev, correct, total = device_of(model), 0, 0
+    dev, correct, total = device_of(model), torch.zeros((), dtype=torch.long, device=device_of(model)), 0
     try:
         for x, y in loaders(dataset, batch_size, False, 0):
-            correct += (model(x.to(dev)).argmax(1) == y.to(dev)).sum().item()
+            correct += (model(x.to(dev)).argmax(1) == y.to(dev)).sum()  # summed on the device, read once
             total += y.numel()
     finally:
         for n, m in lut_layers(model):
             m.mode = saved[n]
         model.train(was)
-    return 100.0 * correct / max(1, total)
+    return 100.0 * int(correct) / max(1, total)
 
 
 @torch.no_grad()
@@ -176,12 +177,30 @@ def _freeze_bn(model: nn.Module) -> None:
 
 @torch.no_grad()
 def count_indices(layers: dict, counts: dict) -> None:
-    """Add each LUT layer's last chosen centroid indices (``last_indices``) to its (S, c) ``counts``."""
+    """Add each LUT layer's last chosen centroid indices (``last_indices``) to its (S, c) ``counts``, on the
+    indices' device (no host sync: the counts are read once, after the epoch)."""
     for n, m in layers.items():
         idx = m.last_indices
         if idx is not None:
             off = torch.arange(m.S, device=idx.device) * m.c
-            counts[n] += torch.bincount((idx + off).flatten(), minlength=m.S * m.c).reshape(m.S, m.c).cpu()
+            got = torch.bincount((idx + off).flatten(), minlength=m.S * m.c).reshape(m.S, m.c)
+            if counts[n].device != got.device:
+                counts[n] = counts[n].to(got.device)
+            counts[n] += got
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy. On CPU ``F.cross_entropy``; elsewhere the same value as log-softmax + gather, because
+    CUDA's NLLLoss has no deterministic kernel (it raises under strict deterministic mode; the list is in
+    ``torch.use_deterministic_algorithms``' docstring) while gather's backward is deterministic there."""
+    if logits.device.type == "cpu":
+        return F.cross_entropy(logits, y)
+    return cross_entropy_gather(logits, y)
+
+
+def cross_entropy_gather(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy as -log_softmax(logits)[y]: no NLLLoss kernel (see `task_loss`)."""
+    return -F.log_softmax(logits, 1).gather(1, y.unsqueeze(1)).mean()
 
 
 # ------------------------------------------------------------------------------------------ train stage
@@ -200,6 +219,9 @@ class _StageLoop:
     scales: dict
     dev: torch.device
     step: int = 0
+    amp: str | None = None
+    ctx: object = None  # distributed.DistContext when several processes train together
+    fwd: nn.Module | None = None  # (logits, recon loss) of a batch: WithLosses(model), DDP-wrapped or not
 
 
 def _stage_optimizer(model: nn.Module, stage: TrainStage) -> torch.optim.Optimizer:
@@ -216,7 +238,8 @@ def _stage_optimizer(model: nn.Module, stage: TrainStage) -> torch.optim.Optimiz
     return torch.optim.AdamW(groups, lr=stage.lr, weight_decay=0.0)
 
 
-def _start_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, seed: int) -> _StageLoop:
+def _start_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, seed: int,
+                 amp: str | None = None) -> _StageLoop:
     """Seed, optimizer, loader, cosine schedule, LUT modes and soft-backward scales for one stage."""
     seed_everything(seed)
     dev = device_of(model)
@@ -229,34 +252,57 @@ def _start_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage,
     for m in layers.values():
         m.table_bits = stage.table_bits
     scales = distance_scale(model, train) if stage.backward == "soft" else {}
-    return _StageLoop(model, teacher, stage, layers, loader, opt, sched, steps, scales, dev)
+    ctx = distributed.current()
+    losses = reconstruction_loss if stage.recon_weight > 0 else None
+    fwd = distributed.wrap(model, losses) if ctx is not None else distributed.WithLosses(model, losses)
+    return _StageLoop(model, teacher, stage, layers, loader, opt, sched, steps, scales, dev, amp=check_amp(amp),
+                      ctx=ctx, fwd=fwd)
 
 
-def _stage_loss(loop: _StageLoop, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple:
-    """(loss, task, recon or None, kd or None) of one batch; raises if the loss is not finite."""
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_amp(amp) -> str | None:
+    """``amp`` as None or "bf16": a ValueError naming the value otherwise (fp16 would need a gradient scaler)."""
+    if amp not in (None, "bf16"):
+        raise ValueError(f"amp={amp!r}: use None (float32) or 'bf16' (autocast to bfloat16; fp16 is not supported "
+                         "because it needs a gradient scaler)")
+    return amp
+
+
+def _stage_loss(loop: _StageLoop, x: torch.Tensor, y: torch.Tensor) -> tuple:
+    """(loss, task, recon or None, kd or None) of one batch, under autocast when the stage runs with AMP."""
     stage = loop.stage
-    logits = loop.model(x)
-    task = F.cross_entropy(logits, y)
+    with torch.autocast(loop.dev.type, dtype=AMP_DTYPES.get(loop.amp, torch.bfloat16), enabled=loop.amp is not None):
+        logits, recon = loop.fwd(x)
+        t_logits = None
+        if loop.teacher is not None and stage.distill_weight > 0:
+            with torch.no_grad():
+                t_logits = loop.teacher(x)
+    logits = logits.float()
+    task = task_loss(logits, y)
     loss = stage.task_weight * task
-    recon = reconstruction_loss(loop.model) if stage.recon_weight > 0 else None
     if recon is not None:
-        loss = loss + stage.recon_weight * recon
+        loss = loss + stage.recon_weight * recon.float()
     kd = None
-    if loop.teacher is not None and stage.distill_weight > 0:
-        with torch.no_grad():
-            t_logits = loop.teacher(x)
+    if t_logits is not None:
         T = stage.distill_temperature
-        kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits / T, 1),
+        kd = F.kl_div(F.log_softmax(logits / T, 1), F.log_softmax(t_logits.float() / T, 1),
                       reduction="batchmean", log_target=True) * T * T
         loss = loss + stage.distill_weight * kd
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"stage {stage.name}: loss became {loss.item()} at epoch {epoch}; "
-                                 f"lower lr={stage.lr}")
     return loss, task, recon, kd
 
 
+def _raise_nonfinite(stage: TrainStage, epoch: int, what: str) -> None:
+    raise FloatingPointError(f"stage {stage.name}: loss became {what} at epoch {epoch}; lower lr={stage.lr}")
+
+
 def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
-    """One pass over the training batches; returns the summed losses, the rows seen and the index counts."""
+    """One pass over the training batches; returns the summed losses, the rows seen and the index counts.
+
+    CPU: a non-finite loss raises at its step. On an accelerator the step reads nothing on the host: the
+    losses are summed on the device (float64, the same sums as Python floats) and read, with a count of
+    non-finite steps, once after the epoch (a non-finite loss then raises at the epoch's end)."""
     stage, layers = loop.stage, loop.layers
     loop.model.train()
     if not stage.train_weights or stage.freeze_bn:
@@ -264,19 +310,29 @@ def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
     counts = {n: torch.zeros(m.S, m.c, dtype=torch.long) for n, m in layers.items()}
     for m in layers.values():
         m.keep_indices = stage.dead_restart
-    sums = {"task": 0.0, "recon": 0.0, "distill": 0.0, "loss": 0.0}
+    acc_dtype = torch.float32 if loop.dev.type == "mps" else torch.float64  # MPS has no float64
+    sums_t = torch.zeros(4, dtype=acc_dtype, device=loop.dev)  # task, recon, distill, loss (times rows)
+    bad_steps = torch.zeros((), dtype=torch.long, device=loop.dev)
+    zero = torch.zeros((), device=loop.dev)
+    deferred = sync_free(loop.dev)
     n_seen = 0
     t0, t1 = stage.temperature
     for x, y in loop.loader:
         if loop.scales:
-            frac = loop.step / loop.steps
-            tau = t0 * (t1 / t0) ** frac
+            tau = t0 * (t1 / t0) ** (loop.step / loop.steps)
             for n, m in layers.items():
                 m.temperature = tau * loop.scales[n]
-        x, y = x.to(loop.dev), y.to(loop.dev)
-        loss, task, recon, kd = _stage_loss(loop, x, y, epoch)
+        x, y = x.to(loop.dev, non_blocking=True), y.to(loop.dev, non_blocking=True)
+        scale = 1.0
+        if loop.ctx is not None:  # this rank's slice of the global batch (lutnb.boosting.distributed)
+            x, y, scale = distributed.shard(x, y, loop.ctx)
+        loss, task, recon, kd = _stage_loss(loop, x, y)
+        if deferred:
+            bad_steps += ~torch.isfinite(loss.detach())
+        elif not torch.isfinite(loss):
+            _raise_nonfinite(stage, epoch, str(loss.item()))
         loop.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * scale if loop.ctx is not None else loss).backward()
         loop.opt.step()
         loop.sched.step()
         loop.step += 1
@@ -284,10 +340,18 @@ def _stage_epoch(loop: _StageLoop, epoch: int) -> tuple[dict, int, dict]:
             count_indices(layers, counts)
         bs = y.shape[0]
         n_seen += bs
-        sums["task"] += task.item() * bs
-        sums["recon"] += (recon.item() if recon is not None else 0.0) * bs
-        sums["distill"] += (kd.item() if kd is not None else 0.0) * bs
-        sums["loss"] += loss.item() * bs
+        parts = [task, zero if recon is None else recon, zero if kd is None else kd, loss]
+        sums_t += torch.stack([p.detach().to(acc_dtype) for p in parts]) * bs
+    if loop.ctx is not None:  # every rank: the sums, rows and counts of the global batches; rank 0's state
+        totals = distributed.all_sum(torch.cat([sums_t, torch.tensor([n_seen, int(bad_steps)], dtype=acc_dtype,
+                                                                     device=loop.dev)]))
+        sums_t, n_seen, bad_steps = totals[:4], int(totals[4]), totals[5].long()
+        for n in counts:
+            counts[n] = distributed.all_sum(counts[n].to(loop.dev))
+        distributed.broadcast_state(loop.model)
+    if deferred and int(bad_steps):
+        _raise_nonfinite(stage, epoch, f"non-finite in {int(bad_steps)} step(s)")
+    sums = dict(zip(("task", "recon", "distill", "loss"), sums_t.tolist()))  # one read per epoch
     return sums, n_seen, counts
 
 
@@ -314,11 +378,13 @@ def _end_stage(model: nn.Module, layers: dict) -> None:
 
 
 def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, val, test,
-                    seed: int, progress: bool, track_test: bool, on_epoch: Callable | None = None) -> list:
-    """Train ``model`` in place for one stage; return the per-epoch history."""
+                    seed: int, progress: bool, track_test: bool, on_epoch: Callable | None = None,
+                    amp: str | None = None) -> list:
+    """Train ``model`` in place for one stage; return the per-epoch history. ``amp="bf16"``: the forward
+    passes under ``torch.autocast`` to bfloat16 (losses, optimizer and master weights stay float32)."""
     from tqdm.auto import tqdm
 
-    loop = _start_stage(model, teacher, stage, train, seed)
+    loop = _start_stage(model, teacher, stage, train, seed, amp)
     gen = torch.Generator().manual_seed(seed + 7919)
     if teacher is not None:
         teacher.eval()
@@ -349,3 +415,19 @@ def run_train_stage(model: nn.Module, teacher: nn.Module | None, stage: TrainSta
     finally:
         _end_stage(model, loop.layers)
     return history
+
+
+def epoch_host_syncs(model: nn.Module, teacher: nn.Module | None, stage: TrainStage, train, seed: int = 0,
+                     amp: str | None = None) -> dict:
+    """Train ``model`` in place for one epoch of ``stage`` and count the calls that would make the host wait
+    for an accelerator (`lutnb.runtime.HostSyncCounter`): {"steps", "syncs", "calls"}. Run it under
+    `lutnb.runtime.sync_free_paths` to count the accelerator code path on a CPU."""
+    from ..runtime import HostSyncCounter
+
+    loop = _start_stage(model, teacher, stage, train, seed, amp)
+    try:
+        with HostSyncCounter() as counter:
+            _stage_epoch(loop, 1)
+    finally:
+        _end_stage(model, loop.layers)
+    return {"steps": loop.step, "syncs": counter.count, "calls": dict(counter.calls)}

@@ -8,6 +8,8 @@ import numbers
 
 import torch
 
+from ..runtime import sync_free
+
 
 def check_int(value, field: str, lo: int, hint: str = "") -> int:
     """value as an int (numpy integers accepted): TypeError for a non-integer, ValueError below lo."""
@@ -46,13 +48,28 @@ def check_input_dtype(layer, x) -> None:
     if not x.is_floating_point():
         raise TypeError(f"{name} got an input of dtype {x.dtype}: LUT layers take floating-point inputs (float32, "
                         "float64, bfloat16, float16); convert integer data first, e.g. x.float()")
-    if layer.mode != "exact" and x.dtype != layer.weight.dtype:
+    if layer.mode != "exact" and x.dtype != layer.weight.dtype and not autocasting(x):
         raise TypeError(f"{name} (dtype {layer.weight.dtype}) got an input of dtype {x.dtype}: cast the input to "
                         f"{layer.weight.dtype} or the model to the input's dtype (e.g. model.to({x.dtype}))")
 
 
+def autocasting(x: torch.Tensor) -> bool:
+    """True inside ``torch.autocast`` for x's device type (LUT layers then take the autocast dtype's inputs)."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
+def bad_rows(rows: torch.Tensor) -> torch.Tensor:
+    """(M,) bool: the input rows (M, K) holding a NaN or an inf; no host sync (for accelerators)."""
+    return ~torch.isfinite(rows).all(1)
+
+
 def nan_rows(y: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """y (M, N) with the rows whose input row (M, K) holds a NaN or an inf set to NaN (the propagation policy)."""
+    """y (M, N) with the rows whose input row (M, K) holds a NaN or an inf set to NaN (the propagation policy).
+
+    On an accelerator (`lutnb.runtime.sync_free`) the mask is applied unconditionally, without reading it on
+    the host; on CPU the rows are only masked when one is bad (same values either way, tested)."""
+    if sync_free(rows.device):
+        return y.masked_fill(bad_rows(rows).unsqueeze(1), float("nan"))
     # a row sum is finite only if every entry is (NaN or inf propagate); a non-finite sum may also be a finite row
     # that overflowed, so only those rows get the exact test. One summing pass instead of an (M, K) bool mask:
     # 1 ms against 16 ms on a 4096 x 576 layer, where the whole engine layer takes about 125 ms (1 thread)

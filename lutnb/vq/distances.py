@@ -11,8 +11,40 @@ import torch
 from ..kernels import dispatch
 from ..kernels.common import METRICS, check_metric  # noqa: F401  (METRICS re-exported)
 
-# bytes of temporary (rows x S x c x v) data per chunk; keeps L1/Chebyshev broadcasting within cache-ish sizes
+# bytes of temporary (rows x S x c x v) data per chunk. CPU: 32 MiB keeps L1/Chebyshev broadcasting within
+# cache-ish sizes. An accelerator has no such cache to fit and pays per kernel launch instead: there the budget
+# is an eighth of the free memory when first asked (clamped to [32 MiB, 4 GiB]), so a ResNet-20 first-stage
+# layer at batch 128 (1.2 GiB of temporaries for L1) runs as one kernel instead of 36.
 _CHUNK_BYTES = 32 * 2**20
+_DEVICE_CHUNK_MAX = 4 * 2**30
+_DEVICE_CHUNK_OTHER = 256 * 2**20  # accelerators that do not report free memory (mps, xpu, ...)
+_BUDGETS: dict[str, int] = {}
+
+
+def _free_bytes(device: torch.device) -> int | None:
+    """Free memory on ``device`` in bytes (CUDA), None where the backend does not say."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return None
+
+
+def chunk_budget(device: torch.device | str = "cpu") -> int:
+    """Bytes of (rows x S x c x v) temporaries one distance kernel may use on ``device`` (see above); an
+    accelerator's budget is measured once per device and cached (`reset_chunk_budget` measures again)."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return _CHUNK_BYTES
+    key = str(device)
+    if key not in _BUDGETS:
+        free = _free_bytes(device)
+        budget = _DEVICE_CHUNK_OTHER if free is None else free // 8
+        _BUDGETS[key] = int(min(max(budget, _CHUNK_BYTES), _DEVICE_CHUNK_MAX))
+    return _BUDGETS[key]
+
+
+def reset_chunk_budget() -> None:
+    """Forget the measured accelerator budgets (e.g. after freeing a large model)."""
+    _BUDGETS.clear()
 
 
 def _check_shapes(x: torch.Tensor, codebooks: torch.Tensor) -> None:
@@ -34,8 +66,9 @@ def check_float(x: torch.Tensor, codebooks: torch.Tensor, fn: str) -> None:
                             f"float64, bfloat16, float16): convert it first, e.g. {name}.float()")
 
 
-def _chunk_rows(S: int, c: int, v: int, itemsize: int = 4) -> int:
-    return max(1, _CHUNK_BYTES // max(1, S * c * v * itemsize))
+def rows_per_chunk(S: int, c: int, v: int, itemsize: int = 4, device: torch.device | str = "cpu") -> int:
+    """Rows of (S, c, v) temporaries that fit ``chunk_budget(device)``."""
+    return max(1, chunk_budget(device) // max(1, S * c * v * itemsize))
 
 
 def broadcast_distance(x: torch.Tensor, codebooks: torch.Tensor, metric: str) -> torch.Tensor:
@@ -75,7 +108,7 @@ def pairwise_distance(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l
     if metric == "l2":
         return _l2_expanded(x, codebooks).clamp_min(0)
     S, c, v = codebooks.shape
-    step = _chunk_rows(S, c, v, x.element_size())
+    step = rows_per_chunk(S, c, v, x.element_size(), x.device)
     if x.shape[0] <= step:
         return broadcast_distance(x, codebooks, metric)
     return torch.cat([broadcast_distance(x[i:i + step], codebooks, metric)
@@ -127,7 +160,7 @@ def encode(x: torch.Tensor, codebooks: torch.Tensor, metric: str = "l2",
     M = x.shape[0]
     S, c, v = codebooks.shape
     if chunk_rows is None:
-        chunk_rows = max(256, _chunk_rows(S, c, v, x.element_size()))
+        chunk_rows = max(256, rows_per_chunk(S, c, v, x.element_size(), x.device))
     if codebooks.dtype != x.dtype:
         codebooks = codebooks.to(x.dtype)
     out = torch.empty(M, S, dtype=torch.long, device=x.device)

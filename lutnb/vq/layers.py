@@ -42,8 +42,9 @@ import torch.nn.functional as F
 
 from ..kernels import compiled, dispatch
 from ..kernels.common import check_metric
+from ..runtime import sync_free
 from . import quant
-from .checks import check_input_dtype, check_int, check_temperature, check_vc, nan_rows  # noqa: F401  (re-exported)
+from .checks import bad_rows, check_input_dtype, check_int, check_temperature, check_vc, nan_rows  # noqa: F401
 from .distances import encode, pairwise_distance
 from .functional import (
     GatherRows,
@@ -268,7 +269,14 @@ class LUTLayer:
         return y
 
     def _warn_if_uncalibrated(self) -> None:
-        if not bool(self.calibrated) and not self._warned:
+        # reading the flag is a host sync on an accelerator: read it again only when the buffer changed
+        # (calibrate() and load_state_dict() write it in place, which bumps its version)
+        key = (self.calibrated._version, self.calibrated.data_ptr())
+        if self._warned or getattr(self, "_calibrated_seen", None) == key:
+            return
+        if bool(self.calibrated):
+            self._calibrated_seen = key
+        else:
             warnings.warn(f"{type(self).__name__} runs in mode {self.mode!r} with codebooks that were never "
                           "calibrated: call lutnb.calibrate(model, batches) first", stacklevel=4)
             self._warned = True
@@ -288,8 +296,9 @@ class LUTLayer:
         self._warn_if_uncalibrated()
         with torch.no_grad():
             rows = self.scratch_rows_of(x.detach())
-            bad = ~torch.isfinite(rows).all(1)
-            bad = bad if bool(bad.any()) else None
+            bad = bad_rows(rows)
+            if not sync_free(rows.device):  # CPU: skip the masking when no row is bad (reading it is free)
+                bad = bad if bool(bad.any()) else None
             idx = encode(self.split(rows), self.codebooks.detach(), self.metric)
         if self.keep_indices:
             self.last_indices = idx
@@ -321,10 +330,10 @@ class LUTLayer:
             with torch.no_grad():
                 target = rows_to_out(self._quant_rows(idx).to(y_exact.dtype), x)
         else:
-            target = y_lut.detach()
+            target = y_lut.detach().to(y_exact.dtype)  # a no-op, except under autocast
         if bad is not None:  # non-finite input rows: NaN outputs (the propagation policy)
             mask = rows_to_out(bad.unsqueeze(1).expand(M, self.N).to(target.dtype), x) > 0
-            target = target.masked_fill(mask, float("nan"))
+            target = torch.where(mask, float("nan"), target)  # keeps target's memory layout
         return StraightThrough.apply(y_exact, target)
 
     def _record_recon(self, rows, W, b, y_lut, y_exact=None) -> None:

@@ -357,3 +357,58 @@ def get_dataset(name: str, **kw) -> DataSplits:
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; valid names: {sorted(DATASETS)}") from None
     return fn(**kw)
+
+
+# ------------------------------------------------------------------------------------------ augmentation
+def crop_flip_draws(batch: int, pad: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random draws of `random_crop_flip` for a batch: offsets (B, 2) in [0, 2*pad] (dy, dx) and
+    flips (B,) bool, from ``generator`` on its own device (one draw per batch, not per sample)."""
+    dev = generator.device
+    offsets = torch.randint(0, 2 * pad + 1, (batch, 2), generator=generator, device=dev)
+    flips = torch.rand(batch, generator=generator, device=dev) < 0.5
+    return offsets, flips
+
+
+def random_crop_flip(x: torch.Tensor, pad: int = 4, generator: torch.Generator | None = None,
+                     draws: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """CIFAR augmentation on a whole batch (B, C, H, W), on x's device: zero-pad by ``pad``, crop H x W at a
+    random offset, flip horizontally with probability 1/2, each sample its own draw. One gather, no loop
+    over samples, no host sync. ``draws`` (from `crop_flip_draws`) fixes the randomness (for tests)."""
+    B, C, H, W = x.shape
+    if draws is None:
+        if generator is None:
+            raise ValueError("random_crop_flip needs generator= (a torch.Generator on x's device) or draws=")
+        draws = crop_flip_draws(B, pad, generator)
+    offsets, flips = (t.to(x.device) for t in draws)
+    xp = torch.nn.functional.pad(x, (pad,) * 4)
+    ar_h, ar_w = torch.arange(H, device=x.device), torch.arange(W, device=x.device)
+    rows = offsets[:, :1] + ar_h  # (B, H)
+    cols = offsets[:, 1:] + torch.where(flips.unsqueeze(1), W - 1 - ar_w, ar_w)  # (B, W), reversed when flipped
+    b = torch.arange(B, device=x.device).view(B, 1, 1, 1)
+    c = torch.arange(C, device=x.device).view(1, C, 1, 1)
+    return xp[b, c, rows.view(B, 1, H, 1), cols.view(B, 1, 1, W)]
+
+
+def random_crop_flip_reference(x: torch.Tensor, pad: int, draws: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Slow, obvious `random_crop_flip`: one sample at a time, for tests."""
+    offsets, flips = draws
+    out = []
+    H, W = x.shape[2:]
+    for i in range(x.shape[0]):
+        xi = torch.nn.functional.pad(x[i], (pad,) * 4)
+        dy, dx = int(offsets[i, 0]), int(offsets[i, 1])
+        xi = xi[:, dy:dy + H, dx:dx + W]
+        out.append(xi.flip(-1) if bool(flips[i]) else xi)
+    return torch.stack(out)
+
+
+class BatchCropFlip:
+    """A ``batch_transform`` for `lutnb.zoo.train.fit`: `random_crop_flip` with its own generator on the
+    training device (seeded once; the whole run's augmentation is one random stream)."""
+
+    def __init__(self, pad: int = 4, seed: int = 0, device: torch.device | str = "cpu"):
+        self.pad = pad
+        self.generator = torch.Generator(device=torch.device(device)).manual_seed(int(seed))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return random_crop_flip(x, self.pad, self.generator)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..files import data_dir, load_checkpoint, save_checkpoint
-from ..runtime import device_of, loaders, progress_disabled, seed_everything
+from ..runtime import device_of, loaders, progress_disabled, seed_everything, sync_free
 from .data import get_dataset, load_digits
 from .models import get_model
 from .vit import TinyViT, random_shift, vit_digits
@@ -34,17 +34,18 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 512) -> float
     """Top-1 accuracy in % (eval mode, no grad); the model's previous train/eval mode is restored."""
     was_training = model.training
     model.eval()
-    dev, correct, total = device_of(model), 0, 0
+    dev, total = device_of(model), 0
+    correct = torch.zeros((), dtype=torch.long, device=dev)  # summed on the device, read once
     try:
         for x, y in loaders(dataset, batch_size, shuffle=False):
             x, y = x.to(dev), y.to(dev)
-            correct += (model(x).argmax(dim=1) == y).sum().item()
+            correct += (model(x).argmax(dim=1) == y).sum()
             total += y.numel()
     finally:
         model.train(was_training)
     if total == 0:
         raise ValueError("evaluate() got an empty dataset")
-    return 100.0 * correct / total
+    return 100.0 * int(correct) / total
 
 
 def _optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -60,7 +61,8 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, epochs: in
         schedule: str | None = "cosine", loss_fn: Callable | None = None,
         extra_loss: Callable[[nn.Module], torch.Tensor] | None = None, progress: bool = True,
         callback: Callable[[nn.Module, dict], Any] | None = None, warmup_epochs: float = 0.0,
-        label_smoothing: float = 0.0, params=None) -> list[dict]:
+        label_smoothing: float = 0.0, params=None,
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> list[dict]:
     """Train ``model`` in place; return the history, one dict per epoch.
 
     Each record: ``epoch`` (1-based), ``train_loss`` (mean task + extra loss over the epoch), ``val_acc``
@@ -69,7 +71,8 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, epochs: in
     optional linear warm-up over ``warmup_epochs``) | constant | None. ``extra_loss(model)`` is added to the
     task loss (``loss_fn(logits, y)``, default cross-entropy). ``params`` restricts what is optimized
     (default: all parameters with ``requires_grad``). ``callback(model, record)`` runs after each epoch;
-    returning True stops training. The model is left in eval mode. Deterministic given ``seed`` (torch,
+    returning True stops training. ``batch_transform(x)`` augments each training batch on the model's device
+    (e.g. `lutnb.zoo.data.BatchCropFlip`). The model is left in eval mode. Deterministic given ``seed`` (torch,
     NumPy, ``random`` and the loader order are seeded; the model is taken as given: seed before building it).
     """
     from tqdm.auto import tqdm
@@ -109,20 +112,7 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, epochs: in
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        running, n = 0.0, 0
-        for x, y in loader:
-            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-            loss = loss_fn(model(x), y)
-            if extra_loss is not None:
-                loss = loss + extra_loss(model)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}: lower lr={lr}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            running += loss.item() * y.shape[0]
-            n += y.shape[0]
+        running, n = _train_epoch(model, loader, opt, sched, dev, loss_fn, extra_loss, batch_transform, epoch, lr)
         record = {"epoch": epoch, "train_loss": running / max(1, n),
                   "val_acc": evaluate(model, val) if val is not None else None,
                   "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
@@ -133,6 +123,34 @@ def fit(model: nn.Module, train: Dataset, val: Dataset | None = None, epochs: in
             break
     model.eval()
     return history
+
+
+def _train_epoch(model, loader, opt, sched, dev, loss_fn, extra_loss, batch_transform, epoch, lr) -> tuple:
+    """One epoch of `fit`: (summed loss x rows, rows). On CPU a non-finite loss raises at its step; on an
+    accelerator nothing is read on the host per step (the sum and a non-finite count are read after it)."""
+    deferred = sync_free(dev)
+    acc = torch.float32 if dev.type == "mps" else torch.float64
+    running, bad, n = torch.zeros((), dtype=acc, device=dev), torch.zeros((), dtype=torch.long, device=dev), 0
+    for x, y in loader:
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+        if batch_transform is not None:
+            x = batch_transform(x)
+        loss = loss_fn(model(x), y)
+        if extra_loss is not None:
+            loss = loss + extra_loss(model)
+        if deferred:
+            bad += ~torch.isfinite(loss.detach())
+        elif not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}: lower lr={lr}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        running += loss.detach().to(acc) * y.shape[0]
+        n += y.shape[0]
+    if deferred and int(bad):
+        raise FloatingPointError(f"loss became non-finite in {int(bad)} step(s) of epoch {epoch}: lower lr={lr}")
+    return float(running), n
 
 
 # -------------------------------------------------------------------------------------------- pretrained

@@ -10,18 +10,9 @@ import pandas as pd
 
 from ..hw import SystolicConfig
 from . import cost
-from .workloads import Workload, get_workload
+from .workloads import Workload, workload_of
 
 TECH45 = cost.Tech()      # the reference node, 45 nm
-
-
-def _as_workload(workload) -> Workload:
-    if isinstance(workload, str):
-        return get_workload(workload)
-    if not isinstance(workload, Workload):
-        raise TypeError(f"workload={workload!r}: give a Workload or one of the names in "
-                        "lutnb.codesign.workloads.WORKLOADS")
-    return workload
 
 
 def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 32, cols: int = 32,
@@ -29,7 +20,7 @@ def evaluate_baseline(workload: Workload, precision: str = "int8", rows: int = 3
                       offchip_bytes_per_cycle: float = 16.0):
     """(summary, breakdown) of a dense WS systolic MAC array running every GEMM of the workload, its cycles
     limited by the same off-chip link rule as LUT-DLA's (`lutnb.hw.traffic.link_bound`)."""
-    workload = _as_workload(workload)
+    workload = workload_of(workload)
     cost.check_precision(precision)
     cfg = SystolicConfig(rows=rows, cols=cols, dataflow="ws", ifmap_sram_kb=sram_kb, filter_sram_kb=sram_kb,
                          ofmap_sram_kb=sram_kb, clock_mhz=clock_mhz, offchip_bytes_per_cycle=offchip_bytes_per_cycle)

@@ -55,7 +55,7 @@ from .validation import (  # noqa: F401  (re-exported: the checks a sweep's inpu
     known_kwargs,
     positive_int_arg,
 )
-from .workloads import Workload, get_workload
+from .workloads import Workload, get_workload, workload_of
 
 VERSION = "dse-1"
 MODEL_PARAMS = ("v", "c", "metric", "table_bits")
@@ -97,7 +97,7 @@ def design_from_params(params: dict, workload: Workload | str | None = None) -> 
     p = {k: (val.item() if isinstance(val, np.generic) else val) for k, val in {**FIXED, **params}.items()}
     max_S = None
     if workload is not None:
-        max_S = int(max_subspaces(_as_workload(workload), int(p.get("v", LUTDLAConfig().v))))
+        max_S = int(max_subspaces(workload_of(workload), int(p.get("v", LUTDLAConfig().v))))
     p = derived_params(p, max_S)
     kw = {k: p[k] for k in LUT_FIELDS if k in p and k != "m_tile"}
     if "table_buffer_kb" in p:
@@ -117,7 +117,7 @@ def evaluate_design(design: cost.LUTDesign, workload: Workload, engine: str = "a
 
     if not isinstance(design, cost.LUTDesign):
         raise TypeError(f"design must be a cost.LUTDesign (see design_from_params), not {type(design).__name__}")
-    workload = _as_workload(workload)
+    workload = workload_of(workload)
     cfg = design.sim_config()
     if workload.dense_layers and design.dense_unit is None:
         design = cost.LUTDesign(design.cfg, design.acc_buffer_kb, design.act_buffer_kb, dense_unit,
@@ -190,15 +190,6 @@ def _as_constraints(constraints) -> Constraints:
     if constraints is None:
         return Constraints()
     return Constraints.from_dict(constraints)
-
-
-def _as_workload(workload) -> Workload:
-    if isinstance(workload, str):
-        return get_workload(workload)
-    if not isinstance(workload, Workload):
-        raise TypeError(f"workload={workload!r}: give a Workload or one of the names in "
-                        "lutnb.codesign.workloads.WORKLOADS")
-    return workload
 
 
 def _check_accuracy(accuracy) -> None:
@@ -399,7 +390,7 @@ def evaluate_points(points: pd.DataFrame, workload: Workload | str, constraints:
 
     `points`: a non-empty DataFrame whose columns are parameters (`PARAM_KEYS`), `point`, or columns a sweep
     writes (recomputed); `constraints`: a Constraints or a dict of its fields."""
-    workload = _as_workload(workload)
+    workload = workload_of(workload)
     constraints = _as_constraints(constraints)
     check_points(points)
     if accuracy is not None:
@@ -438,7 +429,7 @@ def run_sweep(points: pd.DataFrame, workload: Workload | str, constraints: Const
     `DSECacheError` naming it. `points` must be non-empty with a `point` column (see `evaluate_points`).
     """
 
-    workload = _as_workload(workload)
+    workload = workload_of(workload)
     constraints = _as_constraints(constraints)
     check_points(points, need_point=True)
     n_jobs, chunk_size = positive_int_arg("n_jobs", n_jobs), positive_int_arg("chunk_size", chunk_size)

@@ -225,3 +225,14 @@ def workload_summary(works: list) -> dict:
     ml, md = sum(w.macs for w in lut), sum(w.macs for w in dense)
     return {"lut_gemms": len(lut), "dense_gemms": len(dense), "lut_macs": ml, "dense_macs": md,
             "dense_mac_fraction": md / max(1, ml + md)}
+
+
+
+def workload_of(workload) -> Workload:
+    """``workload`` itself if it is a Workload, the named one if it is a name (`get_workload`), else TypeError."""
+    if isinstance(workload, str):
+        return get_workload(workload)
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload={workload!r}: give a Workload or one of the names in "
+                        "lutnb.codesign.workloads.WORKLOADS")
+    return workload

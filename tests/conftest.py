@@ -61,3 +61,16 @@ def seeded_results(tmp_path_factory):
     mp.setenv("LUTNB_RESULTS", str(res))
     yield res
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """The tiny CNN of tests/test_boosting.py trained on its toy data (test_boosting, test_gpu_ready, test_cuda)."""
+    from test_boosting import Tiny, _data
+
+    from lutnb.zoo.train import fit
+
+    torch.manual_seed(0)
+    m = Tiny()
+    fit(m, _data(), epochs=12, lr=2e-2, batch_size=32, progress=False)
+    return m.eval()

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.utils.data import TensorDataset
+from test_boosting import Tiny, _data  # noqa: E402  (this script's folder is on sys.path)
 
 from lutnb import boosting as B
 from lutnb.boosting import distributed
@@ -19,29 +18,8 @@ from lutnb.files import save_checkpoint
 from lutnb.zoo.train import fit
 
 
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 8, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(8)
-        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(8)
-        self.fc = nn.Linear(8, 3)
-
-    def forward(self, x):
-        x = torch.relu(self.bn1(self.conv1(x)))
-        x = torch.relu(self.bn2(self.conv2(x)))
-        return self.fc(x.mean((2, 3)))
-
-
 def data(n=100, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=g)
-    x = torch.randn(n, 1, 6, 6, generator=g) * 0.3
-    x[:, 0, :3, :3] += (y == 0).float()[:, None, None] * 1.5
-    x[:, 0, 3:, 3:] += (y == 1).float()[:, None, None] * 1.5
-    x[:, 0, :3, 3:] += (y == 2).float()[:, None, None] * 1.5
-    return TensorDataset(x, y)
+    return _data(n, seed)
 
 
 def config(freeze_bn: bool):

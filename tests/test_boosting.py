@@ -39,14 +39,6 @@ def _data(n=96, seed=0):
     return TensorDataset(x, y)
 
 
-@pytest.fixture(scope="module")
-def trained():
-    torch.manual_seed(0)
-    m = Tiny()
-    from lutnb.zoo.train import fit
-
-    fit(m, _data(), epochs=12, lr=2e-2, batch_size=32, progress=False)
-    return m.eval()
 
 
 def _cfg(epochs=1):

@@ -17,24 +17,15 @@ from lutnb import runtime  # noqa: E402
 from lutnb.boosting import steps  # noqa: E402
 from lutnb.vq import distances as d  # noqa: E402
 from lutnb.zoo.data import crop_flip_draws, random_crop_flip, random_crop_flip_reference  # noqa: E402
-from lutnb.zoo.train import fit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_boosting import Tiny, _cfg, _data  # noqa: E402
+from test_boosting import _cfg, _data  # noqa: E402
 
 CUDA = torch.device("cuda")
 
 
 def _to(ds, dev):
     return torch.utils.data.TensorDataset(*(t.to(dev) for t in ds.tensors))
-
-
-@pytest.fixture(scope="module")
-def trained():
-    torch.manual_seed(0)
-    m = Tiny()
-    fit(m, _data(), epochs=12, lr=2e-2, batch_size=32, progress=False)
-    return m.eval()
 
 
 @pytest.mark.parametrize("metric", ["l2", "l1", "chebyshev"])

@@ -20,14 +20,6 @@ from lutnb.zoo.train import fit
 
 
 @pytest.fixture(scope="module")
-def trained():
-    torch.manual_seed(0)
-    m = Tiny()
-    fit(m, _data(), epochs=12, lr=2e-2, batch_size=32, progress=False)
-    return m.eval()
-
-
-@pytest.fixture(scope="module")
 def calibrated(trained):
     lut = lutnb.convert(trained, 4, 16, "l2", skip=("conv1",))
     lutnb.calibrate(lut, [_data()[:64][0]])

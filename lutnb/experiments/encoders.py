@@ -72,10 +72,8 @@ def convert_encoder(model: nn.Module, tokenizer, sentences: list[str], *, v: int
     lut = convert(model, v, c, metric, skip=outside, overrides=overrides, table_bits=table_bits)
     res = _residuals_for(model.get_submodule(blocks)[0], residual)
     batches = token_batches(tokenizer, list(sentences), batch_size, max_length)
-    was = model.training
     stats = block_refit(lut, model, batches, blocks, ridge=list(ridge) if not isinstance(ridge, (int, float))
                         else ridge, max_rows=max_rows, iters=iters, seed=seed, residual=res, progress=progress)
-    model.train(was)
     lut.eval()
     layers = {k: s for k, s in stats.items() if not k.startswith("_")}
     lut.refit_report = {

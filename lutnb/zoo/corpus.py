@@ -22,6 +22,7 @@ import random
 import re
 import sysconfig
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 SOURCES = ("pydoc", "stdlib", "packages", "datasets", "licenses")
@@ -124,8 +125,10 @@ def _documents(source: str) -> list[str]:
     raise ValueError(f"source={source!r}: use one of {SOURCES}")
 
 
+@lru_cache(maxsize=None)
 def load_corpus(source: str) -> Corpus:
-    """Every distinct sentence of ``source`` (one of `SOURCES`), in a deterministic order."""
+    """Every distinct sentence of ``source`` (one of `SOURCES`), in a deterministic order; cached per process
+    (parsing the package docstrings takes about a minute). Do not modify the returned list."""
     docs = _documents(source)
     seen, out = set(), []
     for d in docs:

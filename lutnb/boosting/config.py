@@ -130,9 +130,12 @@ def _default_stages() -> tuple:
 
 @dataclass(frozen=True)
 class LUTBoostConfig:
-    """The full schedule: the four stages in order (calibrate, centroids, joint, lut_qat)."""
+    """The full schedule: the four stages in order (calibrate, centroids, joint, lut_qat). ``keep_best``: after
+    every stage keep the best state on the validation split so far (a stage that makes it worse is rolled
+    back; the run returns the best state it has seen)."""
 
     stages: tuple = field(default_factory=_default_stages)
+    keep_best: bool = True
 
     def __post_init__(self):
         st = tuple(self.stages)
@@ -142,6 +145,8 @@ class LUTBoostConfig:
         if not isinstance(st[0], CalibrateStage) or not all(isinstance(s, TrainStage) for s in st[1:]):
             raise TypeError("LUTBoostConfig.stages: stage 0 must be a CalibrateStage, stages 1-3 TrainStages")
         object.__setattr__(self, "stages", st)
+        if not isinstance(self.keep_best, bool):
+            raise TypeError(f"LUTBoostConfig.keep_best={self.keep_best!r} must be True or False")
 
     @property
     def total_epochs(self) -> int:
@@ -149,13 +154,14 @@ class LUTBoostConfig:
 
     def with_stage(self, name: str, **changes) -> "LUTBoostConfig":
         """A copy with one stage's fields changed, e.g. ``cfg.with_stage("joint", epochs=10)``."""
-        return LUTBoostConfig(tuple(replace(s, **changes) if s.name == name else s for s in self.stages))
+        return LUTBoostConfig(tuple(replace(s, **changes) if s.name == name else s for s in self.stages),
+                              self.keep_best)
 
     def scaled(self, factor: float) -> "LUTBoostConfig":
         """A copy with every training stage's epochs multiplied by ``factor`` (rounded, at least 1)."""
         return LUTBoostConfig(tuple(s if isinstance(s, CalibrateStage) else
                                     replace(s, epochs=max(1, int(round(s.epochs * factor))))
-                                    for s in self.stages))
+                                    for s in self.stages), self.keep_best)
 
     def to_dict(self) -> dict:
-        return {"stages": [asdict(s) for s in self.stages]}
+        return {"stages": [asdict(s) for s in self.stages], "keep_best": self.keep_best}

@@ -19,6 +19,7 @@ class StageResult:
     layers: dict = field(default_factory=dict)  # name -> {recon_rel, entropy_bits, dead_centroids, ...}
     history: list = field(default_factory=list)  # per epoch: loss parts, val/test acc, lr, seconds
     skipped: bool = False
+    rolled_back: bool = False  # ended below the best val score so far: the model went back to that state
 
     @property
     def mean_recon(self) -> float:
@@ -48,16 +49,34 @@ class LUTBoostReport:
     stages: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     resumed_from: str | None = None
+    selected_stage: str | None = None  # the stage whose state the run returned (best val score, INT-b tables)
+    float_layers: dict = field(default_factory=dict)  # layers kept float -> their share of the model's MACs
 
     @property
     def final(self) -> StageResult:
-        done = [s for s in self.stages if not s.skipped]
+        """The result of the state the run returned: the selected stage, else the last stage that ran."""
+        done = [s for s in self.stages if not s.skipped and not s.rolled_back]
+        if self.selected_stage is not None:
+            chosen = [s for s in done if s.stage == self.selected_stage]
+            if chosen:
+                return chosen[-1]
         return done[-1] if done else self.stages[-1]
 
     @property
     def final_acc(self) -> float:
-        """Test accuracy (%) of the final model with INT-b tables."""
+        """Test accuracy (%) of the returned model with INT-b tables."""
         return self.final.test_acc_int8
+
+    @property
+    def kmeans_acc(self) -> float | None:
+        """Test accuracy (%) after the calibration alone (k-means init), INT-b tables."""
+        cal = [s for s in self.stages if s.stage == "calibrate" and not s.skipped]
+        return cal[0].test_acc_int8 if cal else None
+
+    @property
+    def float_mac_share(self) -> float:
+        """Share of the model's weight-layer MACs that stay float (``float_layers``)."""
+        return float(sum(self.float_layers.values()))
 
     @property
     def seconds(self) -> float:
@@ -85,7 +104,8 @@ class LUTBoostReport:
 
         rows = []
         for s in self.stages:
-            rows.append({"stage": s.stage, "skipped": s.skipped, "epochs": s.epochs, "seconds": s.seconds,
+            rows.append({"stage": s.stage, "skipped": s.skipped, "rolled_back": s.rolled_back,
+                         "epochs": s.epochs, "seconds": s.seconds,
                          "test_acc_lut": s.test_acc_lut, "test_acc_int8": s.test_acc_int8,
                          "val_acc": s.val_acc, "recon_rel": s.mean_recon, "entropy_bits": s.mean_entropy,
                          "dead_centroids": s.dead_centroids})
@@ -112,9 +132,14 @@ class LUTBoostReport:
                 return f"{x:>{w}.2f}" if x is not None else f"{'-':>{w}}"
             lines.append(f"{s.stage:<10} {s.epochs:>3} {s.seconds:>6.1f} {f(s.test_acc_lut)} "
                          f"{f(s.test_acc_int8, 9)} {f(s.val_acc, 6)} {s.mean_recon:>7.4f} "
-                         f"{s.mean_entropy:>6.2f} {s.dead_centroids:>5}")
-        lines.append(f"final INT{self._bits()} test accuracy {self.final_acc:.2f} % "
+                         f"{s.mean_entropy:>6.2f} {s.dead_centroids:>5}"
+                         + ("  rolled back" if s.rolled_back else ""))
+        sel = f" (state of stage {self.selected_stage}, best on val)" if self.selected_stage else ""
+        lines.append(f"final INT{self._bits()} test accuracy {self.final_acc:.2f} %{sel} "
                      f"(drop {self.fp32_test_acc - self.final_acc:+.2f} pt) in {self.seconds:.1f} s")
+        if self.float_layers:
+            lines.append("kept float: " + ", ".join(self.float_layers)
+                         + f" ({100 * self.float_mac_share:.1f} % of the MACs)")
         return "\n".join(lines)
 
     def _bits(self) -> int:
@@ -126,6 +151,7 @@ class LUTBoostReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["final_acc"] = self.final_acc
+        d["kmeans_acc"] = self.kmeans_acc
         d["seconds"] = self.seconds
         d["total_epochs"] = self.total_epochs
         d["epoch_curve"] = self.epoch_curve()

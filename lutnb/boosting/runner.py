@@ -23,7 +23,6 @@ Under ``torchrun`` (an initialised process group of several processes) the train
 from __future__ import annotations
 
 import copy
-import fnmatch
 import hashlib
 import json
 import time
@@ -44,7 +43,7 @@ from ..runtime import (
     set_rng_state,
 )
 from ..vq.calibration import calibrate
-from ..vq.conversion import convert
+from ..vq.conversion import convert, resolve_skip, trace_layers
 from ..vq.layers import lut_layers, set_mode
 from . import distributed
 from .config import STAGE_NAMES, CalibrateStage, LUTBoostConfig, TrainStage
@@ -152,11 +151,40 @@ def _check_dataset(name: str, data, required: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- lutboost
-def prepare_model(model, v, c, metric, skip, overrides, table_bits, layout):
-    skip = tuple([skip] if isinstance(skip, str) else skip or ())
-    names = {n for n, _ in model.named_modules()}
-    skip = tuple(s for s in skip if any(n == s or fnmatch.fnmatchcase(n, s) for n in names))
+def prepare_model(model, v, c, metric, skip, overrides, table_bits, layout, example=None):
+    """The LUT copy of ``model`` (float tables); ``skip`` resolved by `lutnb.vq.conversion.resolve_skip`
+    ("auto" = the first and the last layer the model calls on ``example``)."""
+    skip = resolve_skip(model, skip, example)
     return convert(model, v, c, metric, skip=skip, overrides=overrides, table_bits=table_bits, layout=layout)
+
+
+def float_share(model: nn.Module, skip, example) -> dict:
+    """{layer: share of the model's weight-layer MACs per example} for the layers kept float (``skip``,
+    resolved): what the bits report must count next to the LUT layers' bits per activation."""
+    macs = trace_layers(model, example)
+    total = max(1, sum(macs.values()))
+    return {n: macs[n] / total for n in skip if n in macs}
+
+
+def _best_so_far(report: LUTBoostReport, lut: nn.Module):
+    """(val score, stage name, state) of the state ``lut`` holds now, from the stages already in ``report`` (a
+    resumed run: every checkpoint holds the best state so far); None before any scored stage."""
+    scored = [s for s in report.stages if not s.skipped and s.val_acc is not None and not s.rolled_back]
+    if not scored:
+        return None
+    top = max(scored, key=lambda s: s.val_acc)
+    return (top.val_acc, top.stage, copy.deepcopy(lut.state_dict()))
+
+
+def _keep_best(lut: nn.Module, result: StageResult, best, report: LUTBoostReport):
+    """After a stage: keep its state if its val score is at least the best so far (ties go to the later, more
+    trained state), else roll the model back to the best state. Returns the new (score, stage, state)."""
+    if best is None or result.val_acc >= best[0]:
+        report.selected_stage = result.stage
+        return (result.val_acc, result.stage, copy.deepcopy(lut.state_dict()))
+    lut.load_state_dict(best[2])
+    result.rolled_back = True
+    return best
 
 
 def _evaluate_stage(lut, name, epochs, seconds, val, test, history, stats_batches) -> StageResult:
@@ -168,7 +196,7 @@ def _evaluate_stage(lut, name, epochs, seconds, val, test, history, stats_batche
                        history=history)
 
 
-def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip=("conv1",),
+def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip="auto",
              stages: LUTBoostConfig | None = None, seed: int = 0, checkpoint_dir=None, resume: bool = False,
              teacher: nn.Module | None = None, progress: bool = True, test=None, overrides=None,
              layout: str = "channel", track_test: bool = False,
@@ -178,8 +206,10 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
     """Convert a trained fp32 ``model`` into a LUT model with LUTBoost; return ``(lut_model, report)``.
 
     train / val / test: datasets of (x, y); test (optional) is only evaluated, after every stage (and after
-    every epoch with ``track_test=True``, for convergence curves). ``skip``: layers kept float (names
-    that are absent are ignored). ``stages``: a ``LUTBoostConfig`` (default schedule if None). ``teacher``:
+    every epoch with ``track_test=True``, for convergence curves). ``skip``: layers kept float: names or
+    globs (absent ones are ignored), the position tokens "first" / "last" (the first / last layer the model
+    calls), or "auto" (default) = ("first", "last"); the report's ``float_layers`` gives their share of the
+    model's MACs. ``stages``: a ``LUTBoostConfig`` (default schedule if None). ``teacher``:
     the fp32 model for distillation (default: a copy of ``model``). ``checkpoint_dir``: a checkpoint is
     written atomically after every stage; ``resume=True`` continues after the last one found there.
     ``callback(stage_name, lut_model, report)`` runs after every stage (raise from it to abort). The input
@@ -188,6 +218,11 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
     order-dependent at the last bit, and a resumed run would drift from an uninterrupted one); on CUDA strict
     (see `lutnb.runtime.deterministic_mode`; "warn" to only warn). ``amp="bf16"``: training forwards under
     bfloat16 autocast (equal to float32 within the tolerance tests/test_boosting.py states).
+
+    Never worse than a state it has seen (``stages.keep_best``, default on): after the calibration and after
+    every stage the model is scored on ``val`` with INT-b tables; a stage that ends below the best score so
+    far is rolled back (the next stage starts from the best state) and the run returns the best state; the
+    report says which stage's state won (``selected_stage``). Without ``val`` nothing is selected.
     """
     check_amp(amp)
     with deterministic_mode(deterministic, device_of(model)):
@@ -304,6 +339,8 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     teacher = _frozen_teacher(model, teacher, cfg)
     fp32_acc = accuracy(model, test) if test is not None else float("nan")
     seed_everything(seed)
+    example = next(iter(loaders(train, 2, False, 0)))[0].to(device_of(model))
+    skip = resolve_skip(model, skip, example)
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
     set_mode(lut, "lut")
     fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method,
@@ -311,10 +348,12 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
                       train_data=data_hash(train), val_data=data_hash(val), **({"amp": amp} if amp else {}))
     report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
                             else metric, seed, fp32_acc, [], cfg.to_dict())
+    report.float_layers = float_share(model, skip, example)
     start = 0
     if resume:
         report, start = _resume(lut, report, checkpoint_dir, fp)
     stats_batches = 2
+    best = _best_so_far(report, lut)
     bar = tqdm(list(enumerate(cfg.stages))[start:], desc=method, disable=progress_disabled(progress))
     for i, st in bar:
         bar.set_postfix(stage=st.name)
@@ -327,8 +366,11 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
                 hist = []
             else:
                 hist = _train_stage(lut, teacher, st, i, train, val, test, seed, progress, track_test, amp)
-            report.stages.append(_evaluate_stage(lut, st.name, len(hist), time.perf_counter() - tic, val, test,
-                                                 hist, stats_batches))
+            result = _evaluate_stage(lut, st.name, len(hist), time.perf_counter() - tic, val, test, hist,
+                                     stats_batches)
+            report.stages.append(result)
+            if cfg.keep_best and result.val_acc is not None:
+                best = _keep_best(lut, result, best, report)
         if checkpoint_dir is not None:
             _save_stage(checkpoint_dir, lut, i, st, fp, report)
         if callback is not None:
@@ -339,16 +381,27 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     return lut, report
 
 
-def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip=("conv1",),
-                 epochs: int = 8, lr: float = 5e-4, seed: int = 0, recon_weight: float = 1.0,
-                 backward: str = "exact", calibrate_stage: CalibrateStage | None = None, **kw):
-    """LUT-NN style baseline in the same API: k-means init, then ONE end-to-end fine-tune of weights and
-    centroids for ``epochs`` (task loss through the straight-through estimator, no distillation, no
-    staged schedule, no BatchNorm re-estimation). Evaluated with INT8 tables like LUTBoost."""
-    cal = calibrate_stage or CalibrateStage(sequential=False, bn_reestimate=False)
-    st = TrainStage("joint", epochs=epochs, lr=lr, recon_weight=recon_weight, backward=backward,
-                    bn_reestimate=False)
+def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str = "l1", skip="auto",
+                 epochs: int | None = None, lr: float | None = None, seed: int = 0, recon_weight: float = 1.0,
+                 backward: str = "exact", calibrate_stage: CalibrateStage | None = None,
+                 reference: LUTBoostConfig | None = None, **kw):
+    """LUT-NN style baseline at LUTBoost's budget, in the same API: k-means init, then ONE end-to-end fine-tune
+    of weights and centroids (task loss through the straight-through estimator + reconstruction; no
+    distillation, no staged schedule, no INT8 fine-tune), evaluated with INT8 tables like LUTBoost.
+
+    Fair by default: against ``reference`` (default: the default LUTBoost schedule) it gets the same
+    calibration (``calibrate_stage``, default the reference's: k-means and BatchNorm re-estimation), the same
+    total epochs (``epochs``), the joint stage's learning rate (``lr``), codebook lr scale, batch size, AdamW
+    and cosine schedule, BatchNorm re-estimated at the end, and the same keep-best guard on ``val``."""
+    ref = _resolve_config(reference)
+    joint = ref.stages[2]
+    cal = calibrate_stage or ref.stages[0]
+    st = TrainStage("joint", epochs=ref.total_epochs if epochs is None else epochs,
+                    lr=joint.lr if lr is None else lr, codebook_lr_scale=joint.codebook_lr_scale,
+                    batch_size=joint.batch_size, weight_decay=joint.weight_decay, recon_weight=recon_weight,
+                    backward=backward, table_bits=ref.stages[-1].table_bits)
     cfg = LUTBoostConfig((cal, TrainStage("centroids", epochs=0, lr=1e-3, train_weights=False, skip=True), st,
-                          TrainStage("lut_qat", epochs=0, lr=1e-3, mode="quant", skip=True)))
+                          TrainStage("lut_qat", epochs=0, lr=1e-3, mode="quant", skip=True,
+                                     table_bits=ref.stages[-1].table_bits)), ref.keep_best)
     return lutboost(model, train, val, v=v, c=c, metric=metric, skip=skip, stages=cfg, seed=seed,
                     method="single_stage", **kw)

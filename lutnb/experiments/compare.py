@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Callable
 
 from ..boosting.config import LUTBoostConfig
@@ -13,12 +12,15 @@ from ..zoo.train import RECIPES, pretrained
 
 
 def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2), v: int = 4, c: int = 16,
-            stages: LUTBoostConfig | None = None, methods=("lutboost", "single_stage"), skip=("conv1",),
+            stages: LUTBoostConfig | None = None, methods=("lutboost", "single_stage"), skip="auto",
             progress: bool = False, track_test: bool = False, on_record: Callable | None = None) -> list[dict]:
     """Run LUTBoost and/or the single-stage baseline (same total epochs) for every (metric, seed) on a
     cached pretrained model (``lutnb.zoo.train.pretrained``); return one record per run:
     {model, dataset, method, metric, v, c, bits, seed, n_test, fp32_acc, lut_acc (INT8 tables, test), seconds,
-    epochs, epoch_curve}. ``on_record(record)`` is called as each finishes (e.g. to save partial results)."""
+    epochs, selected_stage, float_layers and float_mac_share (layers kept float, ``skip``), epoch_curve}.
+    ``on_record(record)`` is called as each finishes (e.g. to save partial results). The single-stage baseline
+    is the fair one of `lutnb.boosting.runner.single_stage` (the same calibration, total epochs and schedule).
+    """
 
     cfg = stages if stages is not None else LUTBoostConfig()
     dataset = RECIPES[model_name].dataset
@@ -34,12 +36,9 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                                       stages=cfg, seed=seed, test=data.test, progress=progress,
                                       track_test=track_test)
                 elif method == "single_stage":
-                    j = cfg.stages[2]
                     _, rep = single_stage(model, data.train, data.val, v=v, c=c, metric=metric, skip=skip,
-                                          epochs=cfg.total_epochs, lr=j.lr, seed=seed, test=data.test,
-                                          progress=progress, track_test=track_test,
-                                          calibrate_stage=replace(cfg.stages[0], sequential=False,
-                                                                  bn_reestimate=False))
+                                          reference=cfg, seed=seed, test=data.test, progress=progress,
+                                          track_test=track_test)
                 else:
                     raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
                 rec = {"model": model_name, "dataset": dataset, "method": method, "metric": metric, "v": v,
@@ -47,6 +46,8 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                        "fp32_acc": rep.fp32_test_acc,
                        "lut_acc": rep.final_acc, "drop": rep.fp32_test_acc - rep.final_acc,
                        "seconds": time.perf_counter() - tic, "epochs": rep.total_epochs,
+                       "selected_stage": rep.selected_stage, "float_layers": rep.float_layers,
+                       "float_mac_share": rep.float_mac_share,
                        "epoch_curve": rep.epoch_curve(), "stages": rep.to_frame().reset_index().to_dict("records")}
                 out.append(rec)
                 if on_record is not None:

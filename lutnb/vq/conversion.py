@@ -201,6 +201,63 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
     return out
 
 
+EDGE_TOKENS = ("first", "last")
+
+
+@torch.no_grad()
+def trace_layers(model: nn.Module, example: torch.Tensor) -> dict:
+    """{name: MACs per example} of every convertible layer (nn.Linear / nn.Conv2d / transformers' Conv1D) that
+    ``model`` calls on ``example``, in call order (a layer called twice is counted twice, kept at its first
+    place). MACs = output elements x K (the weight's input size, per group)."""
+    macs: dict[str, int] = {}
+
+    def hook(name):
+        def fn(mod, args, out):
+            K = mod.weight[0].numel() if not is_hf_conv1d(mod) else mod.weight.shape[0]
+            macs[name] = macs.get(name, 0) + out.numel() // max(1, example.shape[0]) * K
+        return fn
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+             if n and (isinstance(m, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(m))]
+    was = model.training
+    model.eval()
+    try:
+        model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was)
+    return macs
+
+
+def edge_layers(model: nn.Module, example: torch.Tensor) -> dict:
+    """{"first": name, "last": name}: the first and the last convertible layer that ``model`` calls on
+    ``example``, in call order (not definition order: a head defined before the body is still the last layer
+    called). Empty when the model calls none."""
+    order = list(trace_layers(model, example))
+    return {"first": order[0], "last": order[-1]} if order else {}
+
+
+def resolve_skip(model: nn.Module, skip, example: torch.Tensor | None = None) -> tuple[str, ...]:
+    """``skip`` with the position tokens replaced by layer names: ``"auto"`` means ``("first", "last")``;
+    ``"first"`` / ``"last"`` name the first / last convertible layer the model calls on ``example`` (see
+    `edge_layers`). Names and globs pass through; patterns that match no module are dropped (so a default such
+    as ``"conv1"`` is harmless on a model without one)."""
+    if skip is None:
+        return ()
+    skip = ("first", "last") if skip == "auto" else ((skip,) if isinstance(skip, str) else tuple(skip))
+    out = []
+    if any(s in EDGE_TOKENS for s in skip):
+        if example is None:
+            raise ValueError(f"skip={skip!r} names layers by position ('first'/'last'): pass an example input batch")
+        edges = edge_layers(model, example)
+        out += [edges[s] for s in skip if s in EDGE_TOKENS and s in edges]
+    names = {n for n, _ in model.named_modules()}
+    out += [s for s in skip if s not in EDGE_TOKENS
+            and any(n == s or fnmatch.fnmatchcase(n, s) for n in names)]
+    return tuple(dict.fromkeys(out))
+
+
 def _check_patterns(model: nn.Module, skip, overrides, defaults: dict) -> tuple[list, dict]:
     """skip as a list of strings and overrides as {pattern: settings}, every pattern matching some module."""
     if isinstance(skip, str):

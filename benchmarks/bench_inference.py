@@ -13,7 +13,9 @@ Paths, timed interleaved in the same run (each round runs every path once), best
   int8dyn  torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8): Linear layers only
            (it does not apply to convolutions: for the CNNs only the final fc is int8, the convs stay fp32)
   lut      lutnb.compile(converted model): every LUT layer on the compiled kernel (bit-identical to the
-           reference integer engine; tests/test_inference.py)
+           reference integer engine; tests/test_inference.py), the exact float32 encode (default)
+  lut8     lutnb.compile(converted model, encode="int8"): the integer-grid encode of lutnb.deploy.q8 (other codes;
+           bit-identical to IntegerEngine(..., impl="reference", encode="int8"))
   engine   IntegerEngine(converted, impl="native"), the engine before lutnb.compile (CNNs and ViT only)
 
 Calibration: a quick k-means (3 Lloyd iterations on 512 sampled rows per layer) on random inputs. It sets the
@@ -169,8 +171,8 @@ def main(argv=None) -> int:
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "config": "v=4 c=16 L2 INT8 tables acc 32"}
     print("; ".join(f"{k}: {v}" for k, v in info.items()))
     rows, breakdowns = [], {}
-    head = (f"{'model':>8} {'batch':>7} {'thr':>3} {'fp32 ms':>9} {'int8dyn ms':>10} {'lut ms':>9} {'engine ms':>9} "
-            f"{'fp32/lut':>8} {'int8/lut':>8}")
+    head = (f"{'model':>8} {'batch':>7} {'thr':>3} {'fp32 ms':>9} {'int8dyn ms':>10} {'lut ms':>9} {'lut8 ms':>9} "
+            f"{'engine ms':>9} {'fp32/lut':>8} {'int8/lut':>8} {'fp32/lut8':>9} {'int8/lut8':>9}")
     print(head)
     for name in args.models:
         try:
@@ -180,23 +182,28 @@ def main(argv=None) -> int:
             continue
         i8 = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
         cm = lutnb.compile(lm)
+        cm8 = lutnb.compile(lm, encode="int8")
         eng = IntegerEngine(lm, impl="native") if name != "minilm" else None
         n_lut = len(cm.fast_layers())
         with torch.no_grad():
             for th in args.threads:
                 torch.set_num_threads(th)
                 for label, inp in inputs.items():
-                    paths = {"fp32": model, "int8dyn": i8, "lut": cm, **({"engine": eng} if eng is not None else {})}
+                    paths = {"fp32": model, "int8dyn": i8, "lut": cm, "lut8": cm8,
+                             **({"engine": eng} if eng is not None else {})}
                     fns = {k: (lambda m=m, inp=inp, call=call: call(m, inp)) for k, m in paths.items()}
                     b = best_of(fns, args.repeat)
                     r = {"model": name, "batch": label, "threads": th, "lut_layers": n_lut,
                          **{f"{k}_ms": round(v, 3) for k, v in b.items()},
                          "fp32_over_lut": round(b["fp32"] / b["lut"], 3),
-                         "int8dyn_over_lut": round(b["int8dyn"] / b["lut"], 3)}
+                         "int8dyn_over_lut": round(b["int8dyn"] / b["lut"], 3),
+                         "fp32_over_lut8": round(b["fp32"] / b["lut8"], 3),
+                         "int8dyn_over_lut8": round(b["int8dyn"] / b["lut8"], 3)}
                     rows.append(r)
                     print(f"{name:>8} {label:>7} {th:>3} {b['fp32']:9.2f} {b['int8dyn']:10.2f} {b['lut']:9.2f} "
-                          f"{b.get('engine', float('nan')):9.2f} {r['fp32_over_lut']:8.2f} "
-                          f"{r['int8dyn_over_lut']:8.2f}", flush=True)
+                          f"{b['lut8']:9.2f} {b.get('engine', float('nan')):9.2f} {r['fp32_over_lut']:8.2f} "
+                          f"{r['int8dyn_over_lut']:8.2f} {r['fp32_over_lut8']:9.2f} {r['int8dyn_over_lut8']:9.2f}",
+                          flush=True)
             if args.breakdown:
                 torch.set_num_threads(1)
                 label = list(inputs)[-1]

@@ -43,9 +43,9 @@ def _outputs(engine_model, kind, x):
     return y, got
 
 
-def _assert_same_per_layer(lm, x):
-    ref_y, ref = _outputs(engine.IntegerEngine(lm, impl="reference"), engine.EngineLayer, x)
-    cm = lutnb.compile(lm)
+def _assert_same_per_layer(lm, x, encode="float32"):
+    ref_y, ref = _outputs(engine.IntegerEngine(lm, impl="reference", encode=encode), engine.EngineLayer, x)
+    cm = lutnb.compile(lm, encode=encode)
     y, got = _outputs(cm, compiled_model.FastLayer, x)
     assert set(got) == set(ref) and got
     for n in ref:
@@ -66,10 +66,11 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("encode", ["float32", "int8"])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("batch", [1, 70])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_layers_equal_reference(case, batch, threads):
+def test_layers_equal_reference(case, batch, threads, encode):
     make, shape = CASES[case]
     torch.manual_seed(1)
     x = torch.randn(batch, *shape)
@@ -77,18 +78,20 @@ def test_layers_equal_reference(case, batch, threads):
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        cm = _assert_same_per_layer(lm, x)
+        cm = _assert_same_per_layer(lm, x, encode)
     finally:
         torch.set_num_threads(old)
     if ckernel.available():  # the compiled kernel ran every layer (no silent fallback)
         assert all(m.calls["kernel"] and not m.calls["fallback"] for m in cm.fast_layers().values())
 
 
-def test_patch_layout_and_other_v():
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_patch_layout_and_other_v(encode):
     x = torch.randn(4, 3, 8, 8)
-    lm = _convert(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 5, 3)), x, v=3, c=8,
-                  layout="patch")
-    _assert_same_per_layer(lm, x)
+    for v, c, layout in ((3, 8, "patch"), (2, 16, "channel"), (5, 4, "channel")):
+        lm = _convert(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 5, 3)), x, v=v, c=c,
+                      layout=layout)
+        _assert_same_per_layer(lm, x, encode)
 
 
 def test_fallback_without_compiled_kernel_equals_reference(monkeypatch):
@@ -110,12 +113,14 @@ def test_wide_tables_fall_back_equal():
     assert all(m.calls["fallback"] for m in cm.fast_layers().values())
 
 
-def test_nan_rows_follow_the_reference():
-    x = torch.randn(2, 3, 6, 6)
-    lm = _convert(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)), x)
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_nan_rows_follow_the_reference(encode):
+    x = torch.randn(2, 4, 6, 6)
+    lm = _convert(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1)), x)
     x[1, 2, 3, 3] = float("nan")
-    want = engine.IntegerEngine(lm, impl="reference")(x)
-    got = lutnb.compile(lm)(x)
+    x[0, 1, 2, 2] = float("inf")
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    got = lutnb.compile(lm, encode=encode)(x)
     assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.isnan(got).any()
     assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(want))
 
@@ -128,16 +133,17 @@ def test_buffers_follow_batch_size():
         assert torch.equal(cm(x[:b]), ref(x[:b]))
 
 
+@pytest.mark.parametrize("encode", ["float32", "int8"])
 @pytest.mark.parametrize("name", ["digits_cnn", "resnet20", "vit_digits"])
-def test_zoo_every_layer_equal_reference(name):
+def test_zoo_every_layer_equal_reference(name, encode):
     from lutnb.zoo.models import get_model
 
-    shape = {"digits_cnn": (1, 8, 8), "resnet20": (3, 32, 32), "vit_digits": (1, 8, 8)}[name]
+    shape = {"digits_cnn": (1, 8, 8), "resnet20": (3, 16, 16), "vit_digits": (1, 8, 8)}[name]  # every layer kind
     torch.manual_seed(0)
     model = get_model(name).eval()
-    x = torch.randn(2 if name == "resnet20" else 16, *shape)
+    x = torch.randn(2 if name == "resnet20" else 6, *shape)
     lm = _convert(model, x)
-    _assert_same_per_layer(lm, x)
+    _assert_same_per_layer(lm, x, encode)
 
 
 def test_bad_input_names_the_field():
@@ -148,3 +154,78 @@ def test_bad_input_names_the_field():
     cm2 = lutnb.compile(_convert(Tok(10, 7), torch.randn(8, 5, 10)))
     with pytest.raises(ValueError, match="in_features=10"):
         cm2(torch.randn(2, 5, 9))
+
+
+# ------------------------------------------------------------------------------------------ the int8 encode
+def test_int8_encode_is_the_nearest_quantized_centroid_and_close_to_float():
+    from lutnb.deploy import q8
+    from lutnb.deploy.export import export_tables
+
+    torch.manual_seed(0)
+    x = torch.randn(500, 24)
+    lm = _convert(nn.Sequential(nn.Linear(24, 8)), x)
+    layer = export_tables(lm)["0"]
+    g = q8.grid(layer)
+    assert g["cq"].abs().max() == q8.CQ_MAX
+    idx = q8.encode_rows_reference(x, layer)
+    xq = torch.clamp(torch.round(x / float(g["s"])), -127, 127).reshape(500, layer.S, 1, 4)
+    d = ((xq - g["cq"].float()) ** 2).sum(-1)  # brute force in float (exact: small integers)
+    assert torch.equal(d.gather(2, idx.unsqueeze(2)).squeeze(2), d.min(2).values)
+    agree = (idx == engine.encode_rows(x, layer)).float().mean()
+    assert agree > 0.85, f"int8 codes agree with the float32 codes on only {agree:.2%} of sub-vectors"
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+@pytest.mark.parametrize("portable", [False, True])
+def test_c_quantize_and_im2col_equal_torch(portable):
+    from lutnb.deploy import q8
+    from lutnb.vq.functional import im2col
+
+    lib = ckernel.load(portable=portable)
+    g = torch.Generator().manual_seed(0)
+    for s in (0.0731, 0.5, 1.0, 3.3e-3, 17.0):
+        x = torch.randn(3000, 37, generator=g) * torch.rand(1, 37, generator=g) * 200 * s
+        x[1, :20] = (torch.arange(20) - 10 + 0.5) * s  # half-way points: round half to even
+        x[2, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
+        out = torch.empty(3000, 40, dtype=torch.uint8)
+        ckernel.quantize_u8(x, s, out[:, :37], lib=lib)
+        assert torch.equal(out[:, :37], q8.quantize_u8(x, s)), s
+    xq = torch.randint(0, 256, (2, 7, 6, 8), dtype=torch.uint8, generator=g)
+    for ks, st, pd, dl in (((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)),
+                           ((1, 1), (2, 2), (0, 0), (1, 1)), ((3, 2), (1, 2), (2, 1), (2, 1))):
+        K = ks[0] * ks[1] * 8
+        ref = im2col(xq.permute(0, 3, 1, 2).float() - 128, ks, st, pd, dl, "channel") + 128
+        out = torch.empty(ref.shape[0] * (K + 4), dtype=torch.uint8)
+        rows = ckernel.im2col_u8(xq, ks, st, pd, dl, K + 4, out, lib=lib)
+        assert torch.equal(rows[:, :K].float(), ref) and bool((rows[:, K:] == 128).all())
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+def test_q8_kernel_portable_equals_simd():
+    import numpy as np
+
+    from lutnb.deploy import q8
+    from lutnb.deploy.export import export_tables
+
+    torch.manual_seed(3)
+    x = torch.randn(300, 40)
+    layer = export_tables(_convert(nn.Sequential(nn.Linear(40, 20)), x))["0"]
+    g = q8.grid(layer)
+    xu = q8.quantize_u8(x, g["s"]).numpy().view(np.uint32)
+    tq8 = np.ascontiguousarray(layer.table_q, np.int8)
+    want = engine.quant.lookup_accumulate_reference(q8.encode_rows_reference(x, layer),
+                                                    torch.as_tensor(layer.table_q), 32)
+    for portable in (False, True):
+        idx, acc = ckernel.fused_q8(xu, g["c2"], g["cinit"], tq8, 0, need_idx=True,
+                                    lib=ckernel.load(portable=portable))
+        assert torch.equal(torch.from_numpy(idx), q8.encode_rows_reference(x, layer))
+        assert torch.equal(torch.from_numpy(acc), want)
+
+
+def test_bad_encode_is_refused():
+    x = torch.randn(4, 10)
+    lm = _convert(nn.Sequential(nn.Linear(10, 3)), x)
+    with pytest.raises(ValueError, match="encode='int4'"):
+        lutnb.compile(lm, encode="int4")
+    with pytest.raises(ValueError, match="encode='int4'"):
+        engine.IntegerEngine(lm, encode="int4")

@@ -23,12 +23,15 @@ the float rounding of the output (documented in docs/cpu-inference.md).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+from ..kernels import compiled as ckernel
 from ..vq.checks import nan_rows
 from ..vq.functional import conv_output_size
 from . import engine as E
+from . import q8
 from .export import ExportedLayer, ExportedModel
 
 
@@ -36,11 +39,11 @@ class FastLayer(nn.Module):
     """One exported LUT layer on the compiled kernel (fused encode, look-up, dequantize); see the module doc."""
 
     def __init__(self, layer: ExportedLayer, acc_bits: int | None = 32, weight: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None):
+                 bias: torch.Tensor | None = None, encode: str = "float32"):
         super().__init__()
         if not isinstance(layer, ExportedLayer):
             raise TypeError(f"FastLayer(layer=...) got a {type(layer).__name__}; pass an ExportedLayer")
-        self.layer, self.acc_bits = layer, acc_bits
+        self.layer, self.acc_bits, self.encode = layer, acc_bits, q8.check_encode(encode)
         self.register_buffer("weight", weight, persistent=False)
         self.register_buffer("bias", bias, persistent=False)
         self._buffers_im2col: dict = {}
@@ -103,19 +106,96 @@ class FastLayer(nn.Module):
             return y
         return nan_rows(y, rows)
 
+    def _q8_kernel(self):
+        """(lib, packed int8 tables, wrap_bits) when the INT8-encode kernel applies to this layer, else None."""
+        L = self.layer
+        if not _native() or not ckernel.enabled() or L.v > 4:
+            return None
+        lib = ckernel.load()
+        if lib is None:
+            return None
+        a, (proto, wrap_bits, post_wrap) = E._layer_plan(L, self.acc_bits)
+        if proto.dtype != np.int32 or post_wrap:
+            return None
+        packed = ckernel.pack_int8(a["tq"], lib, a.setdefault("packed", {}))
+        return None if packed["tq8"] is None else (lib, packed, wrap_bits)
+
+    def _rows_u8(self, x: torch.Tensor) -> torch.Tensor:
+        """The kernel's activations (M, S, 4) uint8 (xq + 128; 128 in padded dims), in a reused buffer; v = 4 convs
+        (layout "channel") are quantized once on the NHWC input, then im2col'ed in uint8 (both in C)."""
+        L = self.layer
+        s = q8.grid(L)["s"]
+        lib = ckernel.load()
+        if L.kind == "conv2d" and L.v == 4 and L.layout == "channel" and x.dim() == 4 \
+                and x.shape[1] == L.conv["in_channels"]:
+            # quantize the NHWC input once (C), then a uint8 im2col (C): 4x fewer bytes than the float im2col
+            cv = L.conv
+            ks, st, pd, dl = (tuple(cv[f]) for f in ("kernel_size", "stride", "padding", "dilation"))
+            B, C, H, W = x.shape
+            ho, wo = conv_output_size(H, W, ks, st, pd, dl)
+            key = ("u8", tuple(x.shape))
+            bufs = self._buffers_im2col.get(key)
+            if bufs is None:
+                self._buffers_im2col.clear()
+                bufs = self._buffers_im2col[key] = (torch.empty(B, H, W, C, dtype=torch.uint8),
+                                                    torch.empty(B * ho * wo * L.S * 4, dtype=torch.uint8))
+            xq, rows = bufs
+            xn = x.permute(0, 2, 3, 1).contiguous()  # no copy for a channels-last input
+            ckernel.quantize_u8(xn.view(-1, C), s, xq.view(-1, C), lib=lib)
+            return ckernel.im2col_u8(xq, ks, st, pd, dl, L.S * 4, rows, lib=lib).view(-1, L.S, 4)
+        if L.kind == "linear" and L.v == 4 and L.K_padded == L.in_features:
+            f = x.reshape(-1, L.in_features).contiguous()
+            key = ("u8rows", f.shape[0])
+            buf = self._buffers_im2col.get(key)
+            if buf is None:
+                buf = self._buffers_im2col[key] = torch.empty(f.shape[0], L.in_features, dtype=torch.uint8)
+            ckernel.quantize_u8(f, s, buf, lib=lib)
+            return buf.view(-1, L.S, 4)
+        f = self._rows(x)
+        if L.K_padded != L.in_features:
+            f = torch.nn.functional.pad(f, (0, L.K_padded - L.in_features))
+        key = ("u8rows", f.shape[0])
+        buf = self._buffers_im2col.get(key)
+        if buf is None:
+            buf = self._buffers_im2col[key] = torch.full((f.shape[0], L.S, 4), 128, dtype=torch.uint8)
+        q8.quantize_u8(f.view(f.shape[0], L.S, L.v), s, out=buf[:, :, :L.v])
+        return buf
+
+    def _forward_q8(self, x, kern):
+        L = self.layer
+        lib, packed, wrap_bits = kern
+        g = q8.grid(L)
+        xu = self._rows_u8(x).numpy().reshape(-1, L.S * 4).view(np.uint32)
+        _, y = ckernel.fused_q8(xu, g["c2"], g["cinit"], packed["tq8"], wrap_bits, t4=packed["t4"], lib=lib,
+                                scale=L.scale, bias=L.bias)
+        y = torch.from_numpy(y)
+        if not bool(torch.isfinite(x.sum())):
+            y = nan_rows(y, self._rows(x))
+        return y
+
     @torch.no_grad()
     def forward(self, x):
         L = self.layer
+        native = _native()
         if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.device.type != "cpu" \
                 or x.dtype != torch.float32:
-            return E.run_layer(L, x, self.acc_bits, impl="native" if _native() else "fast")
-        rows = self._rows(x)
-        y = E.layer_output(L, rows, self.acc_bits) if _native() else None
-        if y is None:  # the compiled kernel does not apply: the engine's own path (numba or torch), same bits
-            self.calls["fallback"] += 1
-            return E.run_layer(L, x, self.acc_bits, impl="native" if _native() else "fast")
+            return E.run_layer(L, x, self.acc_bits, impl="native" if native else "fast", encode=self.encode)
+        if self.encode == "int8":
+            kern = self._q8_kernel()
+            if kern is None:
+                self.calls["fallback"] += 1
+                return E.run_layer(L, x, self.acc_bits, impl="fast", encode="int8")
+            if L.kind == "linear":
+                self._rows(x)  # shape check
+            y = self._forward_q8(x, kern)
+        else:
+            rows = self._rows(x)
+            y = E.layer_output(L, rows, self.acc_bits) if native else None
+            if y is None:  # the compiled kernel does not apply: the engine's own path (numba or torch), same bits
+                self.calls["fallback"] += 1
+                return E.run_layer(L, x, self.acc_bits, impl="native" if native else "fast")
+            y = self._nan_rows(y, rows, x)
         self.calls["kernel"] += 1
-        y = self._nan_rows(y, rows, x)
         if L.kind == "linear":
             return y.reshape(*x.shape[:-1], L.out_features)
         cv = L.conv
@@ -137,13 +217,15 @@ class CompiledModel(E.IntegerEngine):
     Built by `compile`; same arguments and the same table checks as `IntegerEngine`. The model's input is
     converted to channels-last once when it is a 4-D image batch (values unchanged)."""
 
-    def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32):
-        super().__init__(model, exported, acc_bits=acc_bits, impl="fast")
+    def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,
+                 encode: str = "float32"):
+        super().__init__(model, exported, acc_bits=acc_bits, impl="fast", encode=encode)
         swapped = {}
         for name, m in list(self.model.named_modules(remove_duplicate=False)):
             if isinstance(m, E.EngineLayer):
                 if id(m) not in swapped:
-                    swapped[id(m)] = FastLayer(m.layer, m.acc_bits, weight=m.weight, bias=m.bias)
+                    swapped[id(m)] = FastLayer(m.layer, m.acc_bits, weight=m.weight, bias=m.bias,
+                                                  encode=encode)
                 parent_name, _, attr = name.rpartition(".")
                 parent = self.model.get_submodule(parent_name) if parent_name else self.model
                 setattr(parent, attr, swapped[id(m)])
@@ -158,10 +240,13 @@ class CompiledModel(E.IntegerEngine):
         return self.model(*args, **kwargs)
 
 
-def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32) -> CompiledModel:  # noqa: A001
+def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,  # noqa: A001
+            encode: str = "float32") -> CompiledModel:
     """A converted model ready for fast CPU inference: every LUT layer on the compiled kernel where it applies
     (correct fallback elsewhere), bit-identical to ``IntegerEngine(model, exported, acc_bits, impl="reference")``.
 
     model: a model converted with `lutnb.convert` (and calibrated); exported: its tables (default: exported
-    from the model, as `IntegerEngine` does)."""
-    return CompiledModel(model, exported, acc_bits)
+    from the model, as `IntegerEngine` does). encode: "float32" (default: the exact float32 distances) or "int8"
+    (the integer-grid encode of `lutnb.deploy.q8`: cheaper, other codes; equal to
+    ``IntegerEngine(model, exported, acc_bits, impl="reference", encode="int8")`` bit for bit)."""
+    return CompiledModel(model, exported, acc_bits, encode)

@@ -188,8 +188,9 @@ def test_c_quantize_and_im2col_equal_torch(portable):
         x[1, :20] = (torch.arange(20) - 10 + 0.5) * s  # half-way points: round half to even
         x[2, :3] = torch.tensor([float("nan"), float("inf"), -float("inf")])
         out = torch.empty(3000, 40, dtype=torch.uint8)
-        ckernel.quantize_u8(x, s, out[:, :37], lib=lib)
+        assert ckernel.quantize_u8(x, s, out[:, :37], lib=lib) is False  # it saw the NaN / inf
         assert torch.equal(out[:, :37], q8.quantize_u8(x, s)), s
+        assert ckernel.quantize_u8(x[3:], s, out[3:, :37], lib=lib) is True
     xq = torch.randint(0, 256, (2, 7, 6, 8), dtype=torch.uint8, generator=g)
     for ks, st, pd, dl in (((3, 3), (1, 1), (1, 1), (1, 1)), ((3, 3), (2, 2), (1, 1), (1, 1)),
                            ((1, 1), (2, 2), (0, 0), (1, 1)), ((3, 2), (1, 2), (2, 1), (2, 1))):

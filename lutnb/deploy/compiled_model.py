@@ -48,6 +48,7 @@ class FastLayer(nn.Module):
         self.register_buffer("bias", bias, persistent=False)
         self._buffers_im2col: dict = {}
         self.calls = {"kernel": 0, "fallback": 0}
+        self._q8_cached = None
 
     @property
     def in_features(self) -> int:
@@ -107,7 +108,14 @@ class FastLayer(nn.Module):
         return nan_rows(y, rows)
 
     def _q8_kernel(self):
-        """(lib, packed int8 tables, wrap_bits) when the INT8-encode kernel applies to this layer, else None."""
+        """(lib, packed int8 tables, wrap_bits) when the INT8-encode kernel applies to this layer, else None
+        (cached per state of the LUTNB_NATIVE / LUTNB_CKERNEL switches)."""
+        key = (_native(), ckernel.enabled())
+        if self._q8_cached is None or self._q8_cached[0] != key:
+            self._q8_cached = (key, self._q8_kernel_uncached())
+        return self._q8_cached[1]
+
+    def _q8_kernel_uncached(self):
         L = self.layer
         if not _native() or not ckernel.enabled() or L.v > 4:
             return None
@@ -121,8 +129,9 @@ class FastLayer(nn.Module):
         return None if packed["tq8"] is None else (lib, packed, wrap_bits)
 
     def _rows_u8(self, x: torch.Tensor) -> torch.Tensor:
-        """The kernel's activations (M, S, 4) uint8 (xq + 128; 128 in padded dims), in a reused buffer; v = 4 convs
-        (layout "channel") are quantized once on the NHWC input, then im2col'ed in uint8 (both in C)."""
+        """(the kernel's activations (M, S, 4) uint8 (xq + 128; 128 in padded dims) in a reused buffer, whether x is
+        all finite or None when not known); v = 4 convs (layout "channel") are quantized once on the NHWC input,
+        then im2col'ed in uint8 (both in C)."""
         L = self.layer
         s = q8.grid(L)["s"]
         lib = ckernel.load()
@@ -141,16 +150,16 @@ class FastLayer(nn.Module):
                                                     torch.empty(B * ho * wo * L.S * 4, dtype=torch.uint8))
             xq, rows = bufs
             xn = x.permute(0, 2, 3, 1).contiguous()  # no copy for a channels-last input
-            ckernel.quantize_u8(xn.view(-1, C), s, xq.view(-1, C), lib=lib)
-            return ckernel.im2col_u8(xq, ks, st, pd, dl, L.S * 4, rows, lib=lib).view(-1, L.S, 4)
+            finite = ckernel.quantize_u8(xn.view(-1, C), s, xq.view(-1, C), lib=lib)
+            return ckernel.im2col_u8(xq, ks, st, pd, dl, L.S * 4, rows, lib=lib).view(-1, L.S, 4), finite
         if L.kind == "linear" and L.v == 4 and L.K_padded == L.in_features:
             f = x.reshape(-1, L.in_features).contiguous()
             key = ("u8rows", f.shape[0])
             buf = self._buffers_im2col.get(key)
             if buf is None:
                 buf = self._buffers_im2col[key] = torch.empty(f.shape[0], L.in_features, dtype=torch.uint8)
-            ckernel.quantize_u8(f, s, buf, lib=lib)
-            return buf.view(-1, L.S, 4)
+            finite = ckernel.quantize_u8(f, s, buf, lib=lib)
+            return buf.view(-1, L.S, 4), finite
         f = self._rows(x)
         if L.K_padded != L.in_features:
             f = torch.nn.functional.pad(f, (0, L.K_padded - L.in_features))
@@ -159,17 +168,18 @@ class FastLayer(nn.Module):
         if buf is None:
             buf = self._buffers_im2col[key] = torch.full((f.shape[0], L.S, 4), 128, dtype=torch.uint8)
         q8.quantize_u8(f.view(f.shape[0], L.S, L.v), s, out=buf[:, :, :L.v])
-        return buf
+        return buf, None
 
     def _forward_q8(self, x, kern):
         L = self.layer
         lib, packed, wrap_bits = kern
         g = q8.grid(L)
-        xu = self._rows_u8(x).numpy().reshape(-1, L.S * 4).view(np.uint32)
+        xu, finite = self._rows_u8(x)
+        xu = xu.numpy().reshape(-1, L.S * 4).view(np.uint32)
         _, y = ckernel.fused_q8(xu, g["c2"], g["cinit"], packed["tq8"], wrap_bits, t4=packed["t4"], lib=lib,
                                 scale=L.scale, bias=L.bias)
         y = torch.from_numpy(y)
-        if not bool(torch.isfinite(x.sum())):
+        if finite is False or (finite is None and not bool(torch.isfinite(x.sum()))):
             y = nan_rows(y, self._rows(x))
         return y
 

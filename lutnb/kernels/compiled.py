@@ -129,7 +129,7 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_lookup.argtypes = [p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p]
     lib.lutnb_fused_q8.restype = i32
     lib.lutnb_fused_q8.argtypes = [p, p, p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p, p]
-    lib.lutnb_quantize_u8.restype = None
+    lib.lutnb_quantize_u8.restype = i32
     lib.lutnb_quantize_u8.argtypes = [p, i64, i64, ctypes.c_float, p, i64]
     lib.lutnb_im2col_u8.restype = None
     lib.lutnb_im2col_u8.argtypes = [p] + [i64] * 16 + [p]
@@ -302,9 +302,9 @@ def fused_q8(xu: np.ndarray, c2: np.ndarray, cinit: np.ndarray, tq8: np.ndarray,
     return idx, (out if y is None else y)
 
 
-def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None = None) -> torch.Tensor:
+def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None = None) -> bool:
     """`lutnb.deploy.q8.quantize_u8` in C: x contiguous float32 (..., run) into out (uint8, the same leading shape and
-    run, rows `out.stride(-2)` bytes apart: a view into a wider buffer); returns out."""
+    run, rows `out.stride(-2)` bytes apart: a view into a wider buffer); returns whether x is all finite."""
     lib = lib or load()
     run = x.shape[-1]
     n_rows = x.numel() // max(run, 1)
@@ -313,12 +313,14 @@ def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None =
     if out.dim() < 2 or out.numel() != x.numel() or any(out.stride(i) != out.stride(i + 1) * out.shape[i + 1]
                                                          for i in range(out.dim() - 2)):
         raise ValueError("quantize_u8: out must be rows of `run` bytes at one stride")
+    bad = []
     if n_rows and run:
-        _parallel(n_rows, lambda a, b: lib.lutnb_quantize_u8(x.data_ptr() + 4 * a * run, b - a, run,
-                                                             ctypes.c_float(float(s)),
-                                                             out.data_ptr() + a * out.stride(-2), out.stride(-2)) or 0,
-                  rb=256)
-    return out
+        def part(a, b):
+            bad.append(lib.lutnb_quantize_u8(x.data_ptr() + 4 * a * run, b - a, run, ctypes.c_float(float(s)),
+                                             out.data_ptr() + a * out.stride(-2), out.stride(-2)))
+            return 0
+        _parallel(n_rows, part, rb=256)
+    return not any(bad)
 
 
 def im2col_u8(xq: torch.Tensor, kernel_size, stride, padding, dilation, Kp: int, out: torch.Tensor,

@@ -562,10 +562,11 @@ static void q8_encode_block(const uint32_t *xu, int64_t S, int64_t c, const uint
             for (int64_t j = 0; j < ns; j++) {
                 int64_t s = s0 + j;
                 __m512i xs = _mm512_castps_si512(x[j]);
-                __m512i best = _mm512_set1_epi32(0x7fffffff), bi = _mm512_setzero_si512();
                 const uint32_t *cs = c2 + s * c;
                 const int32_t *ci = cinit + s * c;
-                for (int64_t k = 0; k < c; k++) {
+                __m512i best = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[0]), xs, _mm512_set1_epi32((int)cs[0]));
+                __m512i bi = _mm512_setzero_si512();
+                for (int64_t k = 1; k < c; k++) {
                     __m512i d = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[k]), xs, _mm512_set1_epi32((int)cs[k]));
                     __mmask16 take = _mm512_cmplt_epi32_mask(d, best);
                     best = _mm512_min_epi32(d, best);
@@ -615,8 +616,15 @@ int lutnb_fused_q8(const uint32_t *xu, const uint32_t *c2, const int32_t *cinit,
 }
 
 /* xq + 128 as uint8 for n float32 values (lutnb/deploy/q8.py: clamp(round(x / s), -127, 127), NaN -> 0), written
- * at dst: n_rows runs of `run` values, run r from x + r * run to dst + r * dst_stride (a padded or strided target). */
-void lutnb_quantize_u8(const float *x, int64_t n_rows, int64_t run, float s, uint8_t *dst, int64_t dst_stride) {
+ * at dst: n_rows runs of `run` values, run r from x + r * run to dst + r * dst_stride (a padded or strided target).
+ * Returns 1 when some value is NaN or infinite, else 0. */
+int lutnb_quantize_u8(const float *x, int64_t n_rows, int64_t run, float s, uint8_t *dst, int64_t dst_stride) {
+    int bad = 0;
+#ifdef LUTNB_SIMD_ENCODE
+    const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __mmask16 notfin = 0;
+#endif
     for (int64_t r = 0; r < n_rows; r++) {
         const float *xr = x + r * run;
         uint8_t *d = dst + r * dst_stride;
@@ -627,7 +635,9 @@ void lutnb_quantize_u8(const float *x, int64_t n_rows, int64_t run, float s, uin
         for (; k < run; k += 16) {
             int64_t nv = run - k;
             __mmask16 m = nv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nv) - 1);
-            __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(m, xr + k), vs);
+            __m512 xv = _mm512_maskz_loadu_ps(m, xr + k);
+            notfin |= _mm512_cmp_ps_mask(_mm512_and_ps(xv, absmask), fmax, _CMP_NLE_UQ);
+            __m512 q = _mm512_div_ps(xv, vs);
             q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
             q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q), q, _mm512_setzero_ps());
             q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
@@ -636,12 +646,17 @@ void lutnb_quantize_u8(const float *x, int64_t n_rows, int64_t run, float s, uin
         }
 #endif
         for (; k < run; k++) {
+            bad |= !(fabsf(xr[k]) <= FLT_MAX);
             float q = nearbyintf(xr[k] / s);
             if (q != q) q = 0.0f;
             q = q < -127.0f ? -127.0f : (q > 127.0f ? 127.0f : q);
             d[k] = (uint8_t)((int)q + 128);
         }
     }
+#ifdef LUTNB_SIMD_ENCODE
+    bad |= notfin != 0;
+#endif
+    return bad;
 }
 
 /* im2col of a quantized NHWC uint8 input xq (B, H, W, C) into rows (B*Ho*Wo, Kp) uint8, K ordered (kh, kw, C)

@@ -106,12 +106,19 @@ def build(name: str):
 
 
 def breakdown(cm, call, inp, repeat: int) -> dict:
-    """ms per part of one LUT-model call (best total of `repeat`), by wrapping the compiled layers' steps."""
+    """ms per part of one LUT-model call (best total of `repeat`), by wrapping the compiled layers' steps:
+    float32 encode: im2col (float rows), kernel (fused encode + look-up + dequantize), NaN check; int8 encode:
+    quantize (C), im2col (uint8, C), kernel (int8 encode + look-up + dequantize); the rest is the float layers in
+    torch and the Python glue."""
     from lutnb.deploy import compiled_model as CM
     from lutnb.deploy import engine as E
+    from lutnb.kernels import compiled as ck
 
     parts: dict = {}
-    saved = (CM.FastLayer._rows, E.layer_output, CM.FastLayer._nan_rows)
+    wraps = [(CM.FastLayer, "_rows", "im2col (float)", False), (E, "layer_output", "kernel (float32 encode)", False),
+             (CM.FastLayer, "_nan_rows", "nan check", True), (ck, "quantize_u8", "quantize (int8)", False),
+             (ck, "im2col_u8", "im2col (uint8)", False), (ck, "fused_q8", "kernel (int8 encode)", False)]
+    saved = [obj.__dict__[attr] for obj, attr, _, _ in wraps]
 
     def timed(fn, key):
         def w(*a, **k):
@@ -121,9 +128,8 @@ def breakdown(cm, call, inp, repeat: int) -> dict:
             return r
         return w
 
-    CM.FastLayer._rows = timed(saved[0], "im2col")
-    E.layer_output = timed(saved[1], "kernel")
-    CM.FastLayer._nan_rows = staticmethod(timed(saved[2], "nan check"))
+    for (obj, attr, key, static), fn in zip(wraps, saved):
+        setattr(obj, attr, staticmethod(timed(fn.__func__, key)) if static else timed(fn, key))
     try:
         call(cm, inp)
         best, out = float("inf"), {}
@@ -135,9 +141,10 @@ def breakdown(cm, call, inp, repeat: int) -> dict:
             if total < best:
                 best, out = total, dict(parts)
     finally:
-        CM.FastLayer._rows, E.layer_output, CM.FastLayer._nan_rows = saved[0], saved[1], staticmethod(saved[2])
+        for (obj, attr, _, _), fn in zip(wraps, saved):
+            setattr(obj, attr, fn)
     out = {k: v * 1e3 for k, v in out.items()}
-    out["float layers + other"] = best * 1e3 - sum(out.values())
+    out["float layers + glue"] = best * 1e3 - sum(out.values())
     out["total"] = best * 1e3
     return out
 
@@ -207,9 +214,10 @@ def main(argv=None) -> int:
             if args.breakdown:
                 torch.set_num_threads(1)
                 label = list(inputs)[-1]
-                breakdowns[f"{name} {label}"] = bd = breakdown(cm, call, inputs[label], args.repeat)
-                print(f"  breakdown {name} {label}, 1 thread (ms): "
-                      + ", ".join(f"{k} {v:.2f}" for k, v in bd.items()), flush=True)
+                for tag, m in (("lut", cm), ("lut8", cm8)):
+                    breakdowns[f"{name} {label} {tag}"] = bd = breakdown(m, call, inputs[label], args.repeat)
+                    print(f"  breakdown {tag} {name} {label}, 1 thread (ms): "
+                          + ", ".join(f"{k} {v:.2f}" for k, v in bd.items()), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"info": info, "command": " ".join(["python", "benchmarks/bench_inference.py",

@@ -9,7 +9,9 @@ Models (all LUT layers converted, v=4, c=16, L2, INT8 tables, int32 accumulators
 
 Paths, timed interleaved in the same run (each round runs every path once), best of --repeat rounds:
 
-  fp32     the float model (torch)
+  fp32     the float model (torch), as the user runs it (NCHW)
+  fp32cl   the float model and its input in channels-last memory format (CNNs and ViT: often faster in torch, e.g.
+           max_pool2d; the stronger fp32 baseline for the CNNs)
   int8dyn  torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8): Linear layers only
            (it does not apply to convolutions: for the CNNs only the final fc is int8, the convs stay fp32)
   lut      lutnb.compile(converted model): every LUT layer on the compiled kernel (bit-identical to the
@@ -178,8 +180,9 @@ def main(argv=None) -> int:
             "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY"), "config": "v=4 c=16 L2 INT8 tables acc 32"}
     print("; ".join(f"{k}: {v}" for k, v in info.items()))
     rows, breakdowns = [], {}
-    head = (f"{'model':>8} {'batch':>7} {'thr':>3} {'fp32 ms':>9} {'int8dyn ms':>10} {'lut ms':>9} {'lut8 ms':>9} "
-            f"{'engine ms':>9} {'fp32/lut':>8} {'int8/lut':>8} {'fp32/lut8':>9} {'int8/lut8':>9}")
+    head = (f"{'model':>8} {'batch':>7} {'thr':>3} {'fp32 ms':>9} {'fp32cl ms':>9} {'int8dyn ms':>10} {'lut ms':>9} "
+            f"{'lut8 ms':>9} {'engine ms':>9} {'fp32/lut':>8} {'int8/lut':>8} {'fp32/lut8':>9} {'fp32cl/lut8':>11} "
+            f"{'int8/lut8':>9}")
     print(head)
     for name in args.models:
         try:
@@ -188,6 +191,12 @@ def main(argv=None) -> int:
             print(f"{name}: skipped ({e})", file=sys.stderr)
             continue
         i8 = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        image = name != "minilm"
+        if image:
+            import copy
+
+            model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            inputs_cl = {k: v.contiguous(memory_format=torch.channels_last) for k, v in inputs.items()}
         cm = lutnb.compile(lm)
         cm8 = lutnb.compile(lm, encode="int8")
         eng = IntegerEngine(lm, impl="native") if name != "minilm" else None
@@ -199,18 +208,23 @@ def main(argv=None) -> int:
                     paths = {"fp32": model, "int8dyn": i8, "lut": cm, "lut8": cm8,
                              **({"engine": eng} if eng is not None else {})}
                     fns = {k: (lambda m=m, inp=inp, call=call: call(m, inp)) for k, m in paths.items()}
+                    if image:
+                        fns["fp32cl"] = lambda inp=inputs_cl[label], call=call, m=model_cl: call(m, inp)
                     b = best_of(fns, args.repeat)
                     r = {"model": name, "batch": label, "threads": th, "lut_layers": n_lut,
                          **{f"{k}_ms": round(v, 3) for k, v in b.items()},
                          "fp32_over_lut": round(b["fp32"] / b["lut"], 3),
                          "int8dyn_over_lut": round(b["int8dyn"] / b["lut"], 3),
                          "fp32_over_lut8": round(b["fp32"] / b["lut8"], 3),
+                         **({"fp32cl_over_lut": round(b["fp32cl"] / b["lut"], 3),
+                             "fp32cl_over_lut8": round(b["fp32cl"] / b["lut8"], 3)} if "fp32cl" in b else {}),
                          "int8dyn_over_lut8": round(b["int8dyn"] / b["lut8"], 3)}
                     rows.append(r)
-                    print(f"{name:>8} {label:>7} {th:>3} {b['fp32']:9.2f} {b['int8dyn']:10.2f} {b['lut']:9.2f} "
-                          f"{b['lut8']:9.2f} {b.get('engine', float('nan')):9.2f} {r['fp32_over_lut']:8.2f} "
-                          f"{r['int8dyn_over_lut']:8.2f} {r['fp32_over_lut8']:9.2f} {r['int8dyn_over_lut8']:9.2f}",
-                          flush=True)
+                    nan = float("nan")
+                    print(f"{name:>8} {label:>7} {th:>3} {b['fp32']:9.2f} {b.get('fp32cl', nan):9.2f} "
+                          f"{b['int8dyn']:10.2f} {b['lut']:9.2f} {b['lut8']:9.2f} {b.get('engine', nan):9.2f} "
+                          f"{r['fp32_over_lut']:8.2f} {r['int8dyn_over_lut']:8.2f} {r['fp32_over_lut8']:9.2f} "
+                          f"{r.get('fp32cl_over_lut8', nan):11.2f} {r['int8dyn_over_lut8']:9.2f}", flush=True)
             if args.breakdown:
                 torch.set_num_threads(1)
                 label = list(inputs)[-1]

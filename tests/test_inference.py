@@ -230,3 +230,15 @@ def test_bad_encode_is_refused():
         lutnb.compile(lm, encode="int4")
     with pytest.raises(ValueError, match="encode='int4'"):
         engine.IntegerEngine(lm, encode="int4")
+
+
+def test_channels_last_false_gives_contiguous_conv_outputs():
+    x = torch.randn(2, 3, 6, 6)
+    lm = _convert(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1)), x)
+    want = engine.IntegerEngine(lm, impl="reference")(x)
+    got, got_nchw = lutnb.compile(lm)(x), lutnb.compile(lm, channels_last=False)(x)
+    assert got.is_contiguous(memory_format=torch.channels_last) and not got.is_contiguous()
+    assert got_nchw.is_contiguous()
+    assert torch.equal(got, want) and torch.equal(got_nchw, want)
+    with pytest.raises(TypeError, match="channels_last"):
+        lutnb.compile(lm, channels_last="no")

@@ -39,11 +39,12 @@ class FastLayer(nn.Module):
     """One exported LUT layer on the compiled kernel (fused encode, look-up, dequantize); see the module doc."""
 
     def __init__(self, layer: ExportedLayer, acc_bits: int | None = 32, weight: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None, encode: str = "float32"):
+                 bias: torch.Tensor | None = None, encode: str = "float32", channels_last: bool = True):
         super().__init__()
         if not isinstance(layer, ExportedLayer):
             raise TypeError(f"FastLayer(layer=...) got a {type(layer).__name__}; pass an ExportedLayer")
         self.layer, self.acc_bits, self.encode = layer, acc_bits, q8.check_encode(encode)
+        self.channels_last = bool(channels_last)
         self.register_buffer("weight", weight, persistent=False)
         self.register_buffer("bias", bias, persistent=False)
         self._buffers_im2col: dict = {}
@@ -212,7 +213,8 @@ class FastLayer(nn.Module):
         ho, wo = conv_output_size(x.shape[2], x.shape[3], tuple(cv["kernel_size"]), tuple(cv["stride"]),
                                   tuple(cv["padding"]), tuple(cv["dilation"]))
         # (B*Ho*Wo, N) is NHWC memory: return it as an NCHW tensor with channels-last strides (no copy)
-        return y.view(x.shape[0], ho, wo, L.out_features).permute(0, 3, 1, 2)
+        y = y.view(x.shape[0], ho, wo, L.out_features).permute(0, 3, 1, 2)
+        return y if self.channels_last else y.contiguous()
 
 
 def _native() -> bool:
@@ -224,18 +226,23 @@ def _native() -> bool:
 class CompiledModel(E.IntegerEngine):
     """`IntegerEngine` whose LUT layers are `FastLayer`s (the compiled kernel, channels-last activations).
 
-    Built by `compile`; same arguments and the same table checks as `IntegerEngine`. The model's input is
-    converted to channels-last once when it is a 4-D image batch (values unchanged)."""
+    Built by `compile`; same arguments and the same table checks as `IntegerEngine`. With ``channels_last=True``
+    the model's input is converted to channels-last once when it is a 4-D float32 image batch, and conv outputs
+    stay channels-last (values unchanged). Not re-entrant: the layers reuse their im2col buffers, so one compiled
+    model must not run in two Python threads at once (compile one per thread)."""
 
     def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,
-                 encode: str = "float32"):
+                 encode: str = "float32", channels_last: bool = True):
+        if not isinstance(channels_last, bool):
+            raise TypeError(f"channels_last={channels_last!r}: pass True or False")
         super().__init__(model, exported, acc_bits=acc_bits, impl="fast", encode=encode)
+        self.channels_last = channels_last
         swapped = {}
         for name, m in list(self.model.named_modules(remove_duplicate=False)):
             if isinstance(m, E.EngineLayer):
                 if id(m) not in swapped:
                     swapped[id(m)] = FastLayer(m.layer, m.acc_bits, weight=m.weight, bias=m.bias,
-                                                  encode=encode)
+                                                  encode=encode, channels_last=channels_last)
                 parent_name, _, attr = name.rpartition(".")
                 parent = self.model.get_submodule(parent_name) if parent_name else self.model
                 setattr(parent, attr, swapped[id(m)])
@@ -245,18 +252,21 @@ class CompiledModel(E.IntegerEngine):
 
     @torch.no_grad()
     def forward(self, *args, **kwargs):
-        if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4 and args[0].dtype == torch.float32:
+        if self.channels_last and args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4 \
+                and args[0].dtype == torch.float32:
             args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
         return self.model(*args, **kwargs)
 
 
 def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,  # noqa: A001
-            encode: str = "float32") -> CompiledModel:
+            encode: str = "float32", channels_last: bool = True) -> CompiledModel:
     """A converted model ready for fast CPU inference: every LUT layer on the compiled kernel where it applies
     (correct fallback elsewhere), bit-identical to ``IntegerEngine(model, exported, acc_bits, impl="reference")``.
 
     model: a model converted with `lutnb.convert` (and calibrated); exported: its tables (default: exported
     from the model, as `IntegerEngine` does). encode: "float32" (default: the exact float32 distances) or "int8"
     (the integer-grid encode of `lutnb.deploy.q8`: cheaper, other codes; equal to
-    ``IntegerEngine(model, exported, acc_bits, impl="reference", encode="int8")`` bit for bit)."""
-    return CompiledModel(model, exported, acc_bits, encode)
+    ``IntegerEngine(model, exported, acc_bits, impl="reference", encode="int8")`` bit for bit).
+    channels_last=False: conv outputs are copied to contiguous NCHW (for model code that calls ``.view`` on
+    them; slower)."""
+    return CompiledModel(model, exported, acc_bits, encode, channels_last)

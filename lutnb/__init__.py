@@ -24,6 +24,7 @@ _LAZY = {
     "export_tables": "deploy.export", "ExportedLayer": "deploy.export", "ExportedModel": "deploy.export",
     "save_tables": "deploy.export", "load_tables": "deploy.export", "write_hex": "deploy.export",
     "IntegerEngine": "deploy.engine", "run_layer": "deploy.engine",
+    "compile": "deploy.compiled_model", "CompiledModel": "deploy.compiled_model",
     "lutboost": "boosting.runner", "single_stage": "boosting.runner", "LUTBoostConfig": "boosting.config",
     "TrainStage": "boosting.config", "CalibrateStage": "boosting.config",
     "block_refit": "boosting.refit", "fidelity": "boosting.embeddings",

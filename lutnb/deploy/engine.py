@@ -25,6 +25,7 @@ from ..vq.distances import encode
 from ..vq.functional import conv_output_size
 from ..vq.functional import im2col as _im2col
 from ..vq.layers import lut_layers, nan_rows
+from . import q8
 from .export import ExportedLayer, ExportedModel, export_tables
 
 IMPLS = ("fast", "reference", "native")
@@ -90,11 +91,12 @@ class EngineStats:
 
 @torch.no_grad()
 def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, impl: str = "fast",
-              stats: EngineStats | None = None) -> torch.Tensor:
+              stats: EngineStats | None = None, encode: str = "float32") -> torch.Tensor:
     """One exported layer on input x (the layer's input as in the float model).
 
     The arithmetic is the accelerator's (float32 encode, integer look-up); the output is float32, cast to
-    x's dtype when x is another floating type. Integer inputs are refused."""
+    x's dtype when x is another floating type. Integer inputs are refused. encode="int8": the integer-grid encode
+    of `lutnb.deploy.q8` (its plain reference definition here; `lutnb.compile` has the fast kernel)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"layer {layer.name}: input is a {type(x).__name__}; pass a torch.Tensor")
     if not (x.is_floating_point()):
@@ -102,7 +104,10 @@ def run_layer(layer: ExportedLayer, x: torch.Tensor, acc_bits: int | None = 32, 
                         "float activations (cast the input with .float())")
     rows = im2col(x, layer).float()
     y = None
-    if impl == "native":  # fused encode + look-up kernel
+    if q8.check_encode(encode) == "int8":
+        idx = q8.encode_rows_reference(rows, layer)
+        acc = lookup_accumulate(idx, layer, acc_bits, "fast" if impl == "native" else impl)
+    elif impl == "native":  # fused encode + look-up kernel
         if stats is None:  # compiled kernel: dequantized output in the same pass (None where it does not apply)
             y = layer_output(layer, rows, acc_bits)
         if y is None:
@@ -141,13 +146,14 @@ class EngineLayer(nn.Module):
     bias (float32, or None). Built without ``weight=``, ``weight`` is None."""
 
     def __init__(self, layer: ExportedLayer, acc_bits: int | None = 32, impl: str = "fast",
-                 stats: EngineStats | None = None, weight: torch.Tensor | None = None):
+                 stats: EngineStats | None = None, weight: torch.Tensor | None = None, encode: str = "float32"):
         super().__init__()
         if not isinstance(layer, ExportedLayer):
             raise TypeError(f"EngineLayer(layer=...) got a {type(layer).__name__}; pass an ExportedLayer")
         if impl not in IMPLS:
             raise ValueError(f"impl={impl!r}: use one of {IMPLS}")
         self.layer, self.acc_bits, self.impl, self.stats = layer, quant.check_acc_bits(acc_bits), impl, stats
+        self.encode = q8.check_encode(encode)
         if weight is not None:
             if not isinstance(weight, torch.Tensor) or weight.shape[0] != layer.out_features:
                 raise ValueError(f"layer {layer.name}: weight must be a tensor with {layer.out_features} rows "
@@ -166,7 +172,7 @@ class EngineLayer(nn.Module):
         return self.layer.out_features
 
     def forward(self, x):
-        return run_layer(self.layer, x, self.acc_bits, self.impl, self.stats)
+        return run_layer(self.layer, x, self.acc_bits, self.impl, self.stats, self.encode)
 
     def extra_repr(self) -> str:
         L = self.layer
@@ -210,10 +216,11 @@ class IntegerEngine(nn.Module):
     The tables must fit the model's LUT layers: same names, and per layer the same kind, K, N, v, c,
     metric, bias presence and (conv) kernel, stride, padding, dilation, channels and layout; otherwise
     ValueError naming the layer and the field. table_bits may differ (export at another width).
+    encode: "float32" (the exact float32 distances, default) or "int8" (`lutnb.deploy.q8`, opt-in).
     """
 
     def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,
-                 impl: str = "fast", count_overflows: bool = False):
+                 impl: str = "fast", count_overflows: bool = False, encode: str = "float32"):
         super().__init__()
         if not isinstance(model, nn.Module):
             raise TypeError(f"IntegerEngine(model=...) got a {type(model).__name__}; pass the converted nn.Module")
@@ -223,6 +230,7 @@ class IntegerEngine(nn.Module):
         if impl not in IMPLS:
             raise ValueError(f"impl={impl!r}: use one of {IMPLS}")
         quant.check_acc_bits(acc_bits)
+        q8.check_encode(encode)
         exported = exported if exported is not None else export_tables(model)
         self.exported = exported
         self.stats = EngineStats() if count_overflows else None
@@ -244,7 +252,8 @@ class IntegerEngine(nn.Module):
         for n, m in self.model.named_modules(remove_duplicate=False):
             every_name.setdefault(id(m), []).append(n)
         for n, m in found:
-            eng = EngineLayer(exported[n], acc_bits, impl, self.stats, weight=getattr(m, "weight", None))
+            eng = EngineLayer(exported[n], acc_bits, impl, self.stats, weight=getattr(m, "weight", None),
+                              encode=encode)
             for alias in every_name.get(id(m), [n]):
                 parent_name, _, attr = alias.rpartition(".")
                 parent = self.model.get_submodule(parent_name) if parent_name else self.model

@@ -127,6 +127,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_fused.argtypes = [p, i64, p, i64, i64, i64, i32, i32, p, p, i64, i32, i64, i64, p, p, p, p, p]
     lib.lutnb_lookup.restype = i32
     lib.lutnb_lookup.argtypes = [p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p]
+    lib.lutnb_fused_q8.restype = i32
+    lib.lutnb_fused_q8.argtypes = [p, p, p, i64, i64, p, p, i64, i32, i64, i64, p, p, p, p, p]
+    lib.lutnb_quantize_u8.restype = i32
+    lib.lutnb_quantize_u8.argtypes = [p, i64, i64, ctypes.c_float, p, i64]
+    lib.lutnb_im2col_u8.restype = None
+    lib.lutnb_im2col_u8.argtypes = [p] + [i64] * 16 + [p]
     lib.lutnb_table_sum_f32.restype = None
     lib.lutnb_table_sum_f32.argtypes = [p, p, i64, i64, i64, p, i64, i64, p]
     lib.lutnb_table_scatter_f32.restype = None
@@ -260,6 +266,78 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_b
         if idx is not None:
             idx[:] = 0 if not (M and S) else encode(rows, cb, metric, lib)
     return idx, (out if y is None else y)
+
+
+def fused_q8(xu: np.ndarray, c2: np.ndarray, cinit: np.ndarray, tq8: np.ndarray, wrap_bits: int,
+             t4: np.ndarray | None = None, need_idx: bool = False, lib: ctypes.CDLL | None = None,
+             scale: np.ndarray | None = None, bias: np.ndarray | None = None,
+             ) -> tuple[np.ndarray | None, np.ndarray]:
+    """`fused` with the INT8 encode of `lutnb.deploy.q8` (v <= 4): xu (M, S) uint32 (4 bytes xq + 128 per sub-space),
+    c2 (S, c) uint32 (4 bytes -2*cq), cinit (S, c) int32 (||cq||^2 + 256 sum(cq)); same outputs as `fused`."""
+    lib = lib or load()
+    xu = np.ascontiguousarray(xu, np.uint32)
+    c2 = np.ascontiguousarray(c2, np.uint32)
+    cinit = np.ascontiguousarray(cinit, np.int32)
+    tq8 = np.ascontiguousarray(tq8, np.int8)
+    M, S = xu.shape
+    S2, c, N = tq8.shape
+    if S2 != S or c2.shape != (S, c) or cinit.shape != (S, c):
+        raise ValueError(f"fused_q8: xu (M, S={S}), c2/cinit (S, c) and tables (S, c, N) disagree: "
+                         f"{xu.shape}, {c2.shape}, {cinit.shape}, {tq8.shape}")
+    if t4 is None and simd_level(lib) >= 2 and c <= 16:
+        t4 = pack_t4(tq8)
+    idx = np.empty((M, S), np.int64) if need_idx else None
+    out, y, scale, bias = _out_args(M, N, scale, bias)
+    if M and S and N:
+        _parallel(M, lambda a, b: lib.lutnb_fused_q8(_ptr(xu), _ptr(c2), _ptr(cinit), S, c, _ptr(tq8), _ptr(t4), N,
+                                                     wrap_bits, a, b, _ptr(idx), _ptr(out), _ptr(scale), _ptr(bias),
+                                                     _ptr(y)))
+    else:
+        res = out if y is None else y
+        res[:] = 0
+        if y is not None and bias is not None:
+            y[:] = bias
+        if idx is not None:
+            idx[:] = 0
+    return idx, (out if y is None else y)
+
+
+def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None = None) -> bool:
+    """`lutnb.deploy.q8.quantize_u8` in C: x contiguous float32 (..., run) into out (uint8, the same leading shape and
+    run, rows `out.stride(-2)` bytes apart: a view into a wider buffer); returns whether x is all finite."""
+    lib = lib or load()
+    run = x.shape[-1]
+    n_rows = x.numel() // max(run, 1)
+    if not x.is_contiguous() or x.dtype != torch.float32 or out.dtype != torch.uint8 or out.stride(-1) != 1:
+        raise ValueError("quantize_u8: x must be contiguous float32 and out uint8 with unit stride in the last dim")
+    if out.dim() < 2 or out.numel() != x.numel() or any(out.stride(i) != out.stride(i + 1) * out.shape[i + 1]
+                                                         for i in range(out.dim() - 2)):
+        raise ValueError("quantize_u8: out must be rows of `run` bytes at one stride")
+    bad = []
+    if n_rows and run:
+        def part(a, b):
+            bad.append(lib.lutnb_quantize_u8(x.data_ptr() + 4 * a * run, b - a, run, ctypes.c_float(float(s)),
+                                             out.data_ptr() + a * out.stride(-2), out.stride(-2)))
+            return 0
+        _parallel(n_rows, part, rb=256)
+    return not any(bad)
+
+
+def im2col_u8(xq: torch.Tensor, kernel_size, stride, padding, dilation, Kp: int, out: torch.Tensor,
+              lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """Rows (B*Ho*Wo, Kp) uint8, K ordered (kh, kw, C), from a contiguous NHWC uint8 input (128 = zero)."""
+    lib = lib or load()
+    B, H, W, C = xq.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    M = B * Ho * Wo
+    if not xq.is_contiguous() or not out.is_contiguous() or out.numel() != M * Kp or Kp < kh * kw * C:
+        raise ValueError(f"im2col_u8: need a contiguous NHWC input and a contiguous ({M}, {Kp}) output")
+    if M:
+        _parallel(M, lambda a, b: lib.lutnb_im2col_u8(xq.data_ptr(), H, W, C, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo,
+                                                      Kp, a, b, out.data_ptr()) or 0, rb=64)
+    return out.view(M, Kp)
 
 
 def _out_args(M: int, N: int, scale, bias):

@@ -537,3 +537,158 @@ void lutnb_table_scatter_f32(const int64_t *idx, const float *dy, int64_t M, int
 #endif
     }
 }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * INT8 encode (the "int8" encode definition of lutnb/deploy/q8.py, v <= 4): activations and centroids on one integer
+ * grid per layer; code = argmin_j ||xq - cq_j||^2 (exact integers, lowest index on ties), computed as
+ * argmin_j (||cq_j||^2 - 2 xq.cq_j) with one vpdpbusd per centroid and 16 rows:
+ *   xu   (M, S) uint32: the 4 bytes xq + 128 (u8) of each sub-space of a row (zero-padded dims hold 128);
+ *   c2   (S, c) uint32: the 4 bytes -2*cq (s8; |cq| <= 63);
+ *   cinit (S, c) int32: ||cq||^2 + 256 * sum(cq)   (so cinit + <xu, c2> = ||cq||^2 - 2 <xq, cq>).
+ * BI[s * RB + l] as encode_rows_block; rows l >= mb get code 0. */
+static void q8_encode_block(const uint32_t *xu, int64_t S, int64_t c, const uint32_t *c2, const int32_t *cinit,
+                            int64_t m0, int mb, int32_t *BI) {
+#if defined(LUTNB_SIMD_LOOKUP)
+    for (int64_t s0 = 0; s0 < S; s0 += 16) {
+        int64_t ns = S - s0 < 16 ? S - s0 : 16;
+        __mmask16 cm = ns >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << ns) - 1);
+        for (int r = 0; r * 16 < mb; r++) {
+            __m512 x[16];
+            for (int i = 0; i < 16; i++) {
+                int l = 16 * r + i;
+                x[i] = l < mb ? _mm512_maskz_loadu_ps(cm, (const float *)(xu + (m0 + l) * S + s0)) : _mm512_setzero_ps();
+            }
+            transpose16(x);
+            for (int64_t j = 0; j < ns; j++) {
+                int64_t s = s0 + j;
+                __m512i xs = _mm512_castps_si512(x[j]);
+                const uint32_t *cs = c2 + s * c;
+                const int32_t *ci = cinit + s * c;
+                __m512i best = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[0]), xs, _mm512_set1_epi32((int)cs[0]));
+                __m512i bi = _mm512_setzero_si512();
+                for (int64_t k = 1; k < c; k++) {
+                    __m512i d = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[k]), xs, _mm512_set1_epi32((int)cs[k]));
+                    __mmask16 take = _mm512_cmplt_epi32_mask(d, best);
+                    best = _mm512_min_epi32(d, best);
+                    bi = _mm512_mask_mov_epi32(bi, take, _mm512_set1_epi32((int)k));
+                }
+                _mm512_storeu_si512((void *)(BI + s * RB + 16 * r), bi);
+            }
+        }
+    }
+#else
+    for (int l = 0; l < mb; l++)
+        for (int64_t s = 0; s < S; s++) {
+            uint32_t w = xu[(m0 + l) * S + s];
+            int32_t best = 0x7fffffff, bi = 0;
+            for (int64_t k = 0; k < c; k++) {
+                uint32_t cw = c2[s * c + k];
+                int32_t d = cinit[s * c + k];
+                for (int b = 0; b < 4; b++) d += (int32_t)((w >> (8 * b)) & 0xff) * (int32_t)(int8_t)((cw >> (8 * b)) & 0xff);
+                if (d < best) { best = d; bi = (int32_t)k; }
+            }
+            BI[s * RB + l] = bi;
+        }
+#endif
+    for (int64_t s = 0; s < S; s++)
+        for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
+}
+
+/* INT8 encode + look-up (+ dequantize) for rows [m_begin, m_end): the outputs of lutnb_fused, codes from q8_encode_block. */
+int lutnb_fused_q8(const uint32_t *xu, const uint32_t *c2, const int32_t *cinit, int64_t S, int64_t c,
+                   const int8_t *tq8, const int8_t *t4, int64_t N, int wrap_bits, int64_t m_begin, int64_t m_end,
+                   int64_t *idx, int64_t *out, const float *scale, const float *bias, float *y) {
+    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
+    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
+    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
+    if (!BI || !A || !codes) { free(BI); free(A); free(codes); return -1; }
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        q8_encode_block(xu, S, c, c2, cinit, m0, mb, BI);
+        if (idx) store_idx(BI, mb, S, idx + m0 * S);
+        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
+    }
+    free(BI);
+    free(A);
+    free(codes);
+    return 0;
+}
+
+/* xq + 128 as uint8 for n float32 values (lutnb/deploy/q8.py: clamp(round(x / s), -127, 127), NaN -> 0), written
+ * at dst: n_rows runs of `run` values, run r from x + r * run to dst + r * dst_stride (a padded or strided target).
+ * Returns 1 when some value is NaN or infinite, else 0. */
+int lutnb_quantize_u8(const float *x, int64_t n_rows, int64_t run, float s, uint8_t *dst, int64_t dst_stride) {
+    int bad = 0;
+#ifdef LUTNB_SIMD_ENCODE
+    const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __mmask16 notfin = 0;
+#endif
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *xr = x + r * run;
+        uint8_t *d = dst + r * dst_stride;
+        int64_t k = 0;
+#ifdef LUTNB_SIMD_ENCODE
+        const __m512 vs = _mm512_set1_ps(s), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+        const __m512i off = _mm512_set1_epi32(128);
+        for (; k < run; k += 16) {
+            int64_t nv = run - k;
+            __mmask16 m = nv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nv) - 1);
+            __m512 xv = _mm512_maskz_loadu_ps(m, xr + k);
+            notfin |= _mm512_cmp_ps_mask(_mm512_and_ps(xv, absmask), fmax, _CMP_NLE_UQ);
+            __m512 q = _mm512_div_ps(xv, vs);
+            q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q), q, _mm512_setzero_ps());
+            q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+            __m512i qi = _mm512_add_epi32(_mm512_cvtps_epi32(q), off);
+            _mm_mask_storeu_epi8(d + k, m, _mm512_cvtepi32_epi8(qi));
+        }
+#endif
+        for (; k < run; k++) {
+            bad |= !(fabsf(xr[k]) <= FLT_MAX);
+            float q = nearbyintf(xr[k] / s);
+            if (q != q) q = 0.0f;
+            q = q < -127.0f ? -127.0f : (q > 127.0f ? 127.0f : q);
+            d[k] = (uint8_t)((int)q + 128);
+        }
+    }
+#ifdef LUTNB_SIMD_ENCODE
+    bad |= notfin != 0;
+#endif
+    return bad;
+}
+
+/* im2col of a quantized NHWC uint8 input xq (B, H, W, C) into rows (B*Ho*Wo, Kp) uint8, K ordered (kh, kw, C)
+ * (layout "channel"); taps outside the input and columns K..Kp hold 128 (xq = 0). Output rows [m_begin, m_end). */
+static inline void copy_run(uint8_t *d, const uint8_t *src, int64_t C) {
+#ifdef LUTNB_SIMD_ENCODE
+    int64_t k = 0;
+    for (; k + 16 <= C; k += 16) _mm_storeu_si128((__m128i *)(d + k), _mm_loadu_si128((const __m128i *)(src + k)));
+    if (k < C) memcpy(d + k, src + k, (size_t)(C - k));
+#else
+    memcpy(d, src, (size_t)C);
+#endif
+}
+
+void lutnb_im2col_u8(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
+                     int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, int64_t Kp,
+                     int64_t m_begin, int64_t m_end, uint8_t *rows) {
+    int64_t K = kh * kw * C;
+    int64_t b = m_begin / (Ho * Wo), rem = m_begin % (Ho * Wo), oh = rem / Wo, ow = rem % Wo;
+    for (int64_t m = m_begin; m < m_end; m++) {
+        uint8_t *dst = rows + m * Kp;
+        const uint8_t *xb = xq + b * H * W * C;
+        for (int64_t i = 0; i < kh; i++) {
+            int64_t ih = oh * sh - ph + i * dh;
+            for (int64_t j = 0; j < kw; j++) {
+                int64_t iw = ow * sw - pw + j * dw;
+                uint8_t *d = dst + (i * kw + j) * C;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) memset(d, 128, (size_t)C);
+                else copy_run(d, xb + (ih * W + iw) * C, C);
+            }
+        }
+        if (Kp > K) memset(dst + K, 128, (size_t)(Kp - K));
+        if (++ow == Wo) { ow = 0; if (++oh == Ho) { oh = 0; b++; } }
+    }
+}

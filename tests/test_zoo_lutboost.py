@@ -147,3 +147,20 @@ def test_zoo_pretrained_is_cached(tmp_path, monkeypatch):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(ValueError, match="dataset='cifar10'"):
         zoo.zoo_pretrained("cifar10", "mlp", 0, cache_dir=tmp_path)
+
+
+def test_paper_ordering_on_a_fixed_case(tmp_path):
+    """The paper's central comparison, asserted: LUTBoost >= k-means only and >= the fair single-stage baseline
+    (equal epochs) on test accuracy. The case (digits, the odd-K CNN, L2, seed 1) is one where the zoo run
+    (benchmarks/bench_lutboost_zoo.py) showed the ordering with a margin of 6 test images (k-means 96.89 %,
+    single-stage 96.89 %, LUTBoost 98.22 %); across the whole zoo the ordering does not hold everywhere (see
+    docs/lutboost-zoo.md), so this guards the recipe against regressions on one seeded case, nothing more."""
+    from lutnb.zoo.data import get_dataset
+
+    data = get_dataset("digits", seed=1)
+    model = zoo.zoo_pretrained("digits", "oddk_cnn", 1, data, cache_dir=tmp_path)
+    _, lb = lutnb.lutboost(model, data.train, data.val, metric="l2", seed=1, test=data.test, progress=False)
+    _, ss = lutnb.single_stage(model, data.train, data.val, metric="l2", seed=1, test=data.test, progress=False)
+    assert lb.kmeans_acc == ss.kmeans_acc  # the same calibration
+    assert lb.final_acc >= lb.kmeans_acc + 0.5 and lb.final_acc >= ss.final_acc + 0.5
+    assert lb.total_epochs == ss.total_epochs == 8

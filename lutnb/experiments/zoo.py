@@ -27,6 +27,9 @@ from ..zoo.train import evaluate, fit
 ZOO_DATASETS = ("digits", "mnist1d_large")
 
 
+TOKEN_ARCHS = ("mixer", "vit")  # LayerNorm token models; the others are CNNs and an MLP
+
+
 # fp32 recipe, the same for every architecture (not tuned per model): AdamW, cosine, batch 64
 ZOO_FP32 = {"digits": {"epochs": 60}, "mnist1d_large": {"epochs": 30}}
 
@@ -63,8 +66,9 @@ def zoo_pretrained(dataset: str, arch: str, seed: int = 0, data=None, cache_dir=
 
 
 def zoo_run(dataset: str, arch: str, metric: str, seed: int, v: int = 4, c: int = 16, cache_dir=None,
-            progress: bool = False, methods=("lutboost", "single_stage")) -> dict:
-    """One zoo record (see the module docstring); accuracies in % on the test split, INT8 tables."""
+            progress: bool = False, methods=("lutboost", "single_stage"), skip="auto") -> dict:
+    """One zoo record (see the module docstring); accuracies in % on the test split, INT8 tables. ``skip``:
+    the layers kept float (default "auto": the first and the last layer called)."""
     data = get_dataset(dataset, seed=seed)
     model = zoo_pretrained(dataset, arch, seed, data, cache_dir, progress)
     rec = {"dataset": dataset, "arch": arch, "metric": metric, "seed": seed, "v": v, "c": c,
@@ -73,7 +77,7 @@ def zoo_run(dataset: str, arch: str, metric: str, seed: int, v: int = 4, c: int 
         run = lutboost if method == "lutboost" else single_stage
         tic = time.perf_counter()
         _, rep = run(model, data.train, data.val, v=v, c=c, metric=metric, seed=seed, test=data.test,
-                     progress=progress)
+                     progress=progress, skip=skip)
         seconds = time.perf_counter() - tic
         cal = rep.stages[0]
         rec.update({"kmeans_acc": rep.kmeans_acc, "kmeans_val": cal.val_acc,
@@ -130,6 +134,32 @@ def zoo_verdict(records: list[dict]) -> dict:
             out["beats_single"][ds] = {"wins": int((part["lutboost"] > part["single_stage"]).sum()),
                                        "models": int(len(part))}
     return out
+
+
+def stage_effects(records: list[dict]):
+    """What each LUTBoost stage did across ``records``, per data set and family ("cnn": the convolutional and MLP
+    models, "token": mixer and ViT): the mean change of INT8 test accuracy the stage made (pt, from the state it
+    started from), how often it lowered the validation score (and so was rolled back), and how often its state
+    was the one returned. A DataFrame."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        prev = None
+        for st in r.get("stages", []):
+            if prev is not None:
+                rows.append({"dataset": r["dataset"], "family": "token" if r["arch"] in TOKEN_ARCHS else "cnn",
+                             "stage": st["stage"], "delta_test": st["test_int8"] - prev["test_int8"],
+                             "lowered_val": bool(st["rolled_back"]),
+                             "returned": st["stage"] == r.get("lutboost_selected")})
+            if not st["rolled_back"]:
+                prev = st
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(rows)
+    return (df.groupby(["dataset", "family", "stage"], sort=False)
+            .agg(runs=("delta_test", "size"), mean_delta_test=("delta_test", "mean"),
+                 lowered_val=("lowered_val", "mean"), returned=("returned", "mean")).reset_index())
 
 
 def run_zoo(grid, done: set, on_record: Callable[[dict], None], progress: bool = False, **kw) -> None:

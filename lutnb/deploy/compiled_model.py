@@ -123,7 +123,7 @@ class FastLayer(nn.Module):
         lib = ckernel.load()
         if lib is None:
             return None
-        a, (proto, wrap_bits, post_wrap) = E._layer_plan(L, self.acc_bits)
+        a, (proto, wrap_bits, post_wrap) = E.layer_plan(L, self.acc_bits)
         if proto.dtype != np.int32 or post_wrap:
             return None
         packed = ckernel.pack_int8(a["tq"], lib, a.setdefault("packed", {}))

@@ -277,7 +277,7 @@ def _layer_arrays(layer) -> dict:
     return cache["native"]
 
 
-def _layer_plan(layer, acc_bits: int | None) -> tuple[dict, tuple]:
+def layer_plan(layer, acc_bits: int | None) -> tuple[dict, tuple]:
     """(the layer's cached native arrays, its accumulator plan for acc_bits, cached too)."""
     numba_kernels.require()
     quant.check_acc_bits(acc_bits)
@@ -292,7 +292,7 @@ def layer_rows(layer, rows: torch.Tensor, acc_bits: int | None = 32, need_idx: b
     """(idx, acc) of an ExportedLayer for rows (M, K) (unpadded): the fused kernel.
 
     need_idx=False lets the compiled kernel skip writing the indices (idx is then None)."""
-    a, plan = _layer_plan(layer, acc_bits)
+    a, plan = layer_plan(layer, acc_bits)
     return dispatch.fused(numba_kernels.as_f32(rows), a["cb"], a["tq"], layer.metric, acc_bits, plan,
                           need_idx=need_idx, packed=a.setdefault("packed", {}))
 
@@ -301,7 +301,7 @@ def layer_output(layer, rows: torch.Tensor, acc_bits: int | None = 32) -> torch.
     """Dequantized output (M, N) float32 of an ExportedLayer for rows (M, K), straight from the compiled kernel
     (encode, look-up, wrap and dequantize in one pass; bit-identical to `layer_rows` + `quant.dequantize`).
     None where the compiled kernel does not apply (the caller then uses `layer_rows`)."""
-    a, plan = _layer_plan(layer, acc_bits)
+    a, plan = layer_plan(layer, acc_bits)
     return dispatch.fused_output(numba_kernels.as_f32(rows), a["cb"], a["tq"], layer.metric, plan, layer.scale,
                                  layer.bias, a.setdefault("packed", {}))
 

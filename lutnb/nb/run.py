@@ -109,10 +109,13 @@ def machine() -> dict:
 
 
 def provenance() -> dict:
-    """Where a FULL result came from: commit (and whether the tree had uncommitted changes), UTC date,
+    """Where a FULL result came from: commit (and whether tracked files other than figures/ and
+    data/reference_results/ had uncommitted changes), UTC date,
     command, parameters, machine, wall time since `begin_run`, seeds."""
     commit = _git("rev-parse", "HEAD")
-    dirty = bool(_git("status", "--porcelain", "--untracked-files=no")) if commit else None
+    # uncommitted changes to tracked files, outside the outputs a FULL run itself rewrites
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures",
+                      ":(exclude)data/reference_results")) if commit else None
     command = os.environ.get("LUTNB_COMMAND") or (
         f"notebooks/{_RUN['notebook']}.ipynb run interactively" if _RUN else " ".join(sys.argv))
     return {

@@ -37,10 +37,10 @@ torch-route: ## print the torch wheel and index `make install` uses here (overri
 torch-dry-run: ## ask pip what the torch route resolves to, without installing (needs the index or a wheel cache)
 	python3 -m pip install --dry-run --no-deps --ignore-installed "$(TORCH_SPEC)" --index-url $(TORCH_INDEX)
 
-reproduce: $(STAMP) ## run every notebook headlessly (SMOKE sizes): figures/, results/, results/executed/
+reproduce: $(STAMP) ## every notebook headlessly, SMOKE sizes: figures/_smoke/ (stamped), results/ (all git-ignored)
 	$(PY) -m lutnb.reproduce
 
-reproduce-full: $(STAMP) ## FULL sizes (meant for a GPU; refused without one unless ARGS=--allow-cpu)
+reproduce-full: $(STAMP) ## FULL sizes (GPU; ARGS=--allow-cpu): figures/, data/reference_results/ + provenance
 	$(PY) -m lutnb.reproduce --full $(ARGS)
 
 test: $(STAMP) ## run the whole test suite (unit tests + notebooks in SMOKE mode)

@@ -35,6 +35,22 @@ def results_dir() -> Path:
     return _sub("results", "LUTNB_RESULTS")
 
 
+def smoke_figures_dir() -> Path:
+    """Where SMOKE runs put their figures: figures/_smoke/ (git-ignored), under LUTNB_FIGURES when set."""
+    p = figures_dir() / "_smoke"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def reference_dir() -> Path:
+    """Where FULL runs put their results JSON with provenance: data/reference_results/ (committed), or
+    LUTNB_REFERENCE (the runner's --out and the tests point it elsewhere)."""
+    env = os.environ.get("LUTNB_REFERENCE")
+    p = Path(env).resolve() if env else data_dir() / "reference_results"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
 def data_dir() -> Path:
     return _sub("data", "LUTNB_DATA")
 

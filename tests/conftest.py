@@ -13,15 +13,18 @@ torch.set_num_threads(1)
 def run_notebook(tmp_path, monkeypatch):
     """Execute notebooks/<name>.ipynb in SMOKE mode; return its results JSON (a dict).
 
-    figures/ and results/ are redirected to a temporary folder so tests never touch the real ones.
+    figures/, results/ and data/reference_results/ are redirected to a temporary folder so tests never touch the
+    real ones. `_figures` lists the SMOKE figures (figures/_smoke/); a SMOKE run that writes a figure outside
+    _smoke/ or a reference JSON fails here.
     """
     from lutnb.files import repo_root
     from lutnb.nb.reproduce import run_notebook as _run
     from lutnb.nb.results import read_results
 
-    res, figs = tmp_path / "results", tmp_path / "figures"
+    res, figs, ref = tmp_path / "results", tmp_path / "figures", tmp_path / "reference_results"
     monkeypatch.setenv("LUTNB_RESULTS", str(res))
     monkeypatch.setenv("LUTNB_FIGURES", str(figs))
+    monkeypatch.setenv("LUTNB_REFERENCE", str(ref))
     monkeypatch.setenv("TQDM_DISABLE", "1")
 
     def _go(name: str, **params):
@@ -29,7 +32,13 @@ def run_notebook(tmp_path, monkeypatch):
         params.setdefault("SEED", 0)
         _run(repo_root() / "notebooks" / f"{name}.ipynb", params, tmp_path / "executed")
         out = read_results(name, res)
-        out["_figures"] = sorted(p.name for p in figs.glob("*")) if figs.exists() else []
+        smoke = figs / "_smoke"
+        out["_figures"] = sorted(p.name for p in smoke.glob("*") if p.is_file()) if smoke.exists() else []
+        if params["SMOKE"]:
+            outside = sorted(p.name for p in figs.glob("*") if p.is_file()) if figs.exists() else []
+            assert not outside, f"SMOKE run of {name} wrote figures outside figures/_smoke/: {outside}"
+            refs = sorted(p.name for p in ref.glob("*")) if ref.exists() else []
+            assert not refs, f"SMOKE run of {name} wrote reference results: {refs}"
         return out
 
     return _go

@@ -50,3 +50,10 @@ def test_same_seed_gives_identical_results(run_notebook, tmp_path):
     first.pop("_figures")
     second.pop("_figures")
     assert first == second
+
+
+def test_every_notebook_begins_a_run():
+    """Each notebook calls begin_run("NN_name", globals()), so its figures and results know SMOKE from FULL."""
+    for nb_path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        src = "\n".join("".join(c["source"]) for c in json.loads(nb_path.read_text())["cells"])
+        assert f'begin_run("{nb_path.stem}", globals())' in src, f"{nb_path.name} does not call begin_run"

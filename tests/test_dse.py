@@ -192,3 +192,19 @@ def test_balanced_default_is_the_dse_choice_and_busy():
     for col in ("power_eff_ratio_core", "power_eff_ratio_system", "area_eff_ratio"):
         assert (cmp[col] > 0).all()
     assert (cmp["power_eff_ratio_core"] > cmp["power_eff_ratio_system"]).all()   # DRAM narrows the gap
+
+
+def test_explore_point_on_a_converted_models_workload_equals_the_simulator():
+    """Notebook 00's one source of truth: a point built from a model's own LUT layers, engine="simulate", has the
+    cycles of simulating explore_design's config on those layers, and the table bytes of those layers."""
+    from lutnb import hw
+    from lutnb.codesign.analytic import table_bytes
+    from lutnb.codesign.workloads import get_workload, merge_repeats
+
+    layers = [w for w in get_workload("digits_cnn").layers if w.name != "conv1"]   # conv1 stays float
+    net = merge_repeats("digits_cnn", layers)
+    point = dse.explore_point(v=4, c=16, metric="l1", workload=net, engine="simulate")
+    _, tot = hw.simulate_network(net.expanded(), dse.explore_design(v=4, c=16, metric="l1", workload=net).sim_config())
+    assert point["cycles"] == tot["total_cycles"]
+    assert point["table_bytes"] == table_bytes(net, 4, 16, 8)
+    assert point["table_bytes"] < dse.explore_point(v=4, c=16, metric="l1", workload="digits_cnn")["table_bytes"]

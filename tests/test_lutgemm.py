@@ -50,3 +50,25 @@ def test_worked_example_equals_the_reference_loops():
     torch.testing.assert_close(ex.tables, lutgemm.build_tables(ex.codebooks, ex.weight), rtol=1e-5, atol=1e-6)
     assert torch.equal(ex.idx, lutgemm.encode_reference(ex.x, ex.codebooks, "l1"))
     torch.testing.assert_close(ex.y_lut, lutgemm.lookup_add(ex.idx, ex.tables), rtol=1e-5, atol=1e-6)
+
+
+def test_worked_example_rows_are_not_all_zero():
+    from lutnb.vq.error import LayerData
+
+    g = torch.Generator().manual_seed(4)
+    rows = torch.relu(torch.randn(400, 12, generator=g))
+    rows[::2] = 0.0                                     # half the rows all zero, as after a ReLU
+    data = LayerData("toy", rows, torch.randn(5, 12, generator=g), "linear")
+    ex = lutgemm.lut_gemm_example(data, M=6, K=8, N=3, v=2, c=4)
+    assert ((ex.x != 0).sum(1) >= 4).all()
+    with pytest.raises(ValueError, match="min_nonzero"):
+        lutgemm.lut_gemm_example(data, M=6, K=8, N=3, v=2, c=4, min_nonzero=9)
+
+
+def test_op_counts_and_table_cost():
+    ops = lutgemm.op_counts(M=6, K=8, N=3, v=2, c=4)
+    assert ops == {"S": 4, "distance_ops": 6 * 4 * 4 * 2, "lookup_adds": 6 * 4 * 3, "dense_macs": 6 * 8 * 3}
+    assert lutgemm.table_cost(K=64 * 9, N=64, v=4, c=16)["ratio"] == 4.0     # (c/v) * (8/8)
+    assert lutgemm.table_cost(K=8, N=3, v=2, c=4, table_bits=4)["ratio"] == 1.0
+    with pytest.raises(ValueError, match="v=0"):
+        lutgemm.op_counts(M=1, K=8, N=1, v=0, c=4)

@@ -11,6 +11,9 @@ def test_notebook_00_overview(run_notebook):
     assert res["lut_int8_test_acc"] > 90.0  # SMOKE-length LUTBoost; notebook 02 holds the real bar
     assert res["lut_layers"] == 3 and res["table_bytes"] > 0
     assert res["lut_cycles"] > 0 and res["dense_ws32_cycles"] > 0
+    # one source of truth: the DSE point is the simulated design on the exported model's layers
+    assert res["one_source_of_truth"] is True
+    assert res["dse_cycles"] == res["lut_cycles"] and res["dse_table_bytes"] == res["table_bytes"]
     assert res["tops_per_w"] > 0 and res["power_eff_ratio_vs_int8"] > 0
     assert [s["stage"] for s in res["stages"]] == ["calibrate", "centroids", "joint", "lut_qat"]
     assert {"fig03_framework_overview.png", "fig03_framework_overview.pdf"} <= set(res["_figures"])

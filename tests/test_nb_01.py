@@ -23,3 +23,10 @@ def test_notebook_01_vector_quantization(run_notebook):
         assert 50.0 < acc <= 100.0, metric
     assert {"fig01_scalar_vs_vector_quantization.png", "fig01_scalar_vs_vector_quantization.pdf",
             "fig02_lut_gemm.png", "fig02_lut_gemm.pdf"} <= set(res["_figures"])
+    # the LUT GEMM from scratch (numpy): the look-up is exact on the quantized rows, the error is quantization's
+    assert res["scratch_lookup_exact"] is True
+    assert 0.0 < res["scratch_rel_error"] < 1.0
+    assert 0.0 < res["example_rel_error"] < 1.0
+    ops = res["scratch_op_counts"]
+    assert (ops["distance_ops"], ops["lookup_adds"], ops["dense_macs"]) == (6 * 4 * 4 * 2, 6 * 4 * 3, 6 * 8 * 3)
+    assert res["table_cost_v4_c16"]["ratio"] == 4.0

@@ -8,6 +8,10 @@ def test_nb02_lutboost(run_notebook):
     res = run_notebook("02_lutboost")
     assert res["smoke"] is True
     assert {"fig08_lutboost_stages.png", "fig09_lutboost_vs_single_stage.png"} <= set(res["_figures"])
+    # how centroids get gradients: none from the task loss under "exact", some under "hard" and "soft"
+    g = res["centroid_grad_norms"]
+    assert g["exact"]["task"] == 0.0 and g["exact"]["recon"] > 0.0
+    assert g["hard"]["task"] > 0.0 and g["soft"]["task"] > 0.0
     run = res["detailed_run"]
     assert [s["stage"] for s in run["stages"]] == ["calibrate", "centroids", "joint", "lut_qat"]
     assert run["fp32_test_acc"] > 97.0

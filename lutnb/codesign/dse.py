@@ -55,7 +55,7 @@ from .validation import (  # noqa: F401  (re-exported: the checks a sweep's inpu
     known_kwargs,
     positive_int_arg,
 )
-from .workloads import Workload, get_workload, workload_of
+from .workloads import Workload, get_workload, workload_of  # noqa: F401  (get_workload re-exported)
 
 VERSION = "dse-1"
 MODEL_PARAMS = ("v", "c", "metric", "table_bits")
@@ -481,27 +481,42 @@ def pareto_front(df: pd.DataFrame, maximize=("accuracy", "tops_per_w"), feasible
 
 # ------------------------------------------------------------------------------------ interactive
 @known_kwargs
+def explore_design(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
+                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
+                   offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500,
+                   workload: str | Workload = "digits_cnn") -> cost.LUTDesign:
+    """The LUTDesign `explore_point` evaluates for these arguments (same defaults): simulate its
+    ``sim_config()`` to get the per-layer cycles behind a point's total. Raises ValueError for a design the
+    hardware cannot build."""
+    return design_from_params(dict(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
+                                   table_tile=table_tile, table_buffer_kb=buffer_kb, acc_buffer_kb=acc_buffer_kb,
+                                   clock_mhz=clock_mhz, offchip_bytes_per_cycle=offchip_bytes_per_cycle), workload)
+
+
+@known_kwargs
 def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int = 8, ccus: int = 16,
                   lanes: int = 16, table_tile: int = 64, buffer_kb: float = 32, acc_buffer_kb: float = 64,
-                  offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500, workload: str = "digits_cnn",
-                  baseline: str = "int8", node_nm: float = 45.0, engine: str = "analytic", matcher=None) -> dict:
+                  offchip_bytes_per_cycle: float = 16, clock_mhz: float = 500,
+                  workload: str | Workload = "digits_cnn", baseline: str = "int8", node_nm: float = 45.0,
+                  engine: str = "analytic", matcher=None) -> dict:
     """One design point, for an interactive explorer: bits, table bytes, cycles, area, power, efficiency
     against `baseline` at equal area, and accuracy with its source. An invalid design (a config the
     hardware cannot build) gives {"error": ...}; an unknown argument, workload, baseline or engine raises.
+    ``workload``: a name, or a `Workload` (e.g. ``merge_repeats(name, layers)`` of a converted model's LUT
+    layers: its name picks the stored accuracy). `explore_design` gives the design evaluated.
     ``matcher``: a function (workload, precision, target_area, clock_mhz, tech, offchip_bytes_per_cycle) ->
     baseline summary standing in for `matched_baseline` by area (the explorer passes a cached one)."""
     if baseline not in BASELINES:
         raise ValueError(f"baseline={baseline!r}: use one of {BASELINES}")
     if engine not in ("analytic", "simulate"):
         raise ValueError(f"engine={engine!r}: use 'analytic' or 'simulate'")
+    wl = workload_of(workload)
     try:
-        design = design_from_params(dict(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
-                                         table_tile=table_tile, table_buffer_kb=buffer_kb,
-                                         acc_buffer_kb=acc_buffer_kb, clock_mhz=clock_mhz,
-                                         offchip_bytes_per_cycle=offchip_bytes_per_cycle), workload)
+        design = explore_design(v=v, c=c, metric=metric, table_bits=table_bits, ccus=ccus, lanes=lanes,
+                                table_tile=table_tile, buffer_kb=buffer_kb, acc_buffer_kb=acc_buffer_kb,
+                                offchip_bytes_per_cycle=offchip_bytes_per_cycle, clock_mhz=clock_mhz, workload=wl)
     except (ValueError, TypeError) as err:
         return {"error": str(err)}
-    wl = get_workload(workload)
     tech = cost.Tech(node_nm=node_nm)
     s, _ = evaluate_design(design, wl, engine, tech)
     if matcher is None:
@@ -509,7 +524,7 @@ def explore_point(v: int = 4, c: int = 16, metric: str = "l1", table_bits: int =
                              offchip_bytes_per_cycle=offchip_bytes_per_cycle)
     else:
         b = matcher(wl, baseline, s["area_mm2"], clock_mhz, tech, offchip_bytes_per_cycle)
-    acc = accuracy_table(workload)
+    acc = accuracy_table(wl.name)
     hit = acc[(acc["metric"] == metric) & (acc["v"] == v) & (acc["c"] == c)]
     return {"workload": wl.name, "bits_per_activation": math.log2(c) / v,
             "table_bytes": table_bytes(wl, v, c, table_bits),

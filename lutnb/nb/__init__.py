@@ -1,10 +1,13 @@
 """lutnb.nb: what the notebooks share: results JSON, the papermill runner, figure saving and all plotting.
 
-``results`` (results/NN_name.json), ``figures`` (one style, `savefig`), ``plots`` (every figure that is
-more than a call), ``reproduce`` (``python -m lutnb.nb.reproduce``: run every notebook headlessly).
+``run`` (SMOKE or FULL: `begin_run`, provenance), ``results`` (results/NN_name.json), ``figures`` (one style,
+`savefig`), ``plots`` (every figure that is more than a call), ``reproduce`` (``python -m lutnb.nb.reproduce``:
+run every notebook headlessly).
 Paths (figures/, results/, data/) live in `lutnb.files`, below every package, and are re-exported here.
 """
-from ..files import data_dir, figures_dir, repo_root, results_dir
+from ..files import data_dir, figures_dir, reference_dir, repo_root, results_dir, smoke_figures_dir
 from .results import read_results, write_results
+from .run import begin_run, provenance, run_mode
 
-__all__ = ["data_dir", "figures_dir", "read_results", "repo_root", "results_dir", "write_results"]
+__all__ = ["begin_run", "data_dir", "figures_dir", "provenance", "read_results", "reference_dir", "repo_root",
+           "results_dir", "run_mode", "smoke_figures_dir", "write_results"]

@@ -376,3 +376,36 @@ def plot_baseline_ratios(cmp, paper_power, paper_area):
     fig.suptitle("LUT-DLA against dense baselines: core (on-chip) and system (+ DRAM) accountings", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def plot_centroid_gradients(x: np.ndarray, codebook: np.ndarray, grads: dict, idx: dict, titles: dict | None = None):
+    """One panel per backward mode: 2-D rows coloured by their centroid, centroids as stars, and the direction
+    a gradient step moves each centroid (-grad; red: task loss, blue: reconstruction loss). Each loss's arrows
+    are scaled on their own so the longest is a fifth of the data's span (directions, not magnitudes: print the
+    norms for those). grads: {mode: {"task": (c, 2), "recon": (c, 2)}}."""
+    modes = list(grads)
+    fig, axes = plt.subplots(1, len(modes), figsize=(4.2 * len(modes), 3.8), squeeze=False)
+    span = float(np.ptp(x, axis=0).max())
+    for ax, mode in zip(axes[0], modes):
+        ax.scatter(x[:, 0], x[:, 1], c=idx[mode], cmap="tab10", vmin=0, vmax=9, s=10, alpha=0.5)
+        ax.scatter(codebook[:, 0], codebook[:, 1], marker="*", s=220, c="black", zorder=3)
+        for kind, color, lw in (("recon", "#1f77b4", 5), ("task", "#d62728", 1.8)):  # task drawn on top
+            longest = float(np.linalg.norm(grads[mode][kind], axis=1).max())
+            if longest == 0.0:
+                ax.text(0.02, 0.02 + 0.06 * (kind == "recon"), f"no {kind}-loss gradient", transform=ax.transAxes,
+                        color=color, fontsize=8)
+                continue
+            step = -grads[mode][kind] / longest * span / 5
+            for j in range(len(codebook)):
+                if np.linalg.norm(step[j]) > 1e-9:
+                    ax.annotate("", xy=codebook[j] + step[j], xytext=codebook[j], zorder=4,
+                                arrowprops={"arrowstyle": "->", "color": color, "lw": lw,
+                                            "alpha": 0.5 if kind == "recon" else 1.0})
+        ax.set_title((titles or {}).get(mode, f'backward="{mode}"'), fontsize=9)
+        ax.set_xlabel("sub-vector element 0")
+    axes[0][0].set_ylabel("sub-vector element 1")
+    axes[0][-1].plot([], [], color="#d62728", label="-grad of the task loss")
+    axes[0][-1].plot([], [], color="#1f77b4", label="-grad of the reconstruction loss")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -8,6 +8,9 @@
 `-p NAME VALUE` overrides a parameter of the notebooks' `parameters` cell; VALUE is read as a Python
 literal (`-p V_LIST "[2, 4]"`, `-p METRIC l2`) and must have the type of the cell's default.
 `--out DIR` sends the results JSON, the executed copies (DIR/executed) and the figures (DIR/figures) there.
+SMOKE and FULL are kept apart (`lutnb.nb.run`): SMOKE figures go to figures/_smoke/ (git-ignored, stamped
+"SMOKE"), results to results/ only; FULL figures go to figures/ and results also to
+data/reference_results/NN_name.json with provenance (with --out: DIR/figures and DIR/reference_results).
 Progress: one bar over the notebooks and one over the cells of the running notebook; in FULL the
 notebooks' own progress bars are streamed too (as text, every TQDM_MININTERVAL seconds, default 10).
 """
@@ -17,6 +20,7 @@ import argparse
 import ast
 import fnmatch
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -181,13 +185,17 @@ class KernelEnvironment:
     SMOKE: the notebooks' own bars off (TQDM_DISABLE=1 unless set). FULL: on, as text (an IPython startup
     file swaps tqdm.auto's widget bar for the text one) every TQDM_MININTERVAL s; `out`: results and figures."""
 
-    def __init__(self, full: bool, out: Path | None):
+    def __init__(self, full: bool, out: Path | None, command: str | None = None):
         self.full, self.out, self.saved, self.tmp = full, out, dict(os.environ), None
+        self.command = command
 
     def __enter__(self):
         if self.out is not None:
             os.environ["LUTNB_RESULTS"] = str(self.out)
             os.environ["LUTNB_FIGURES"] = str(self.out / "figures")
+            os.environ["LUTNB_REFERENCE"] = str(self.out / "reference_results")
+        if self.command:
+            os.environ["LUTNB_COMMAND"] = self.command  # recorded in FULL results' provenance
         if not self.full:
             os.environ.setdefault("TQDM_DISABLE", "1")
             return self
@@ -286,10 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     t_all = time.perf_counter()
     if args.full:
         _stream_notebook_output()
-    with KernelEnvironment(args.full, out):
+    command = f"python -m lutnb.reproduce {shlex.join(sys.argv[1:] if argv is None else argv)}".rstrip()
+    with KernelEnvironment(args.full, out, command):
         failed = run_all(nbs, overrides, {"SMOKE": not args.full, "SEED": 0}, out_dir, args.quiet, args.full)
     print(f"done: {len(nbs) - len(failed)}/{len(nbs)} notebooks ({mode}) in {time.perf_counter() - t_all:.1f} s",
           flush=True)
+    where = out if out is not None else None
+    if args.full:
+        print(f"FULL: figures in {where / 'figures' if where else 'figures/'}, results with provenance in "
+              f"{where / 'reference_results' if where else 'data/reference_results/'}", flush=True)
+    else:
+        print(f"SMOKE: figures (stamped SMOKE) in {where / 'figures' / '_smoke' if where else 'figures/_smoke/'} "
+              "(git-ignored); these are plumbing checks, not results", flush=True)
     if failed:
         print("failed: " + ", ".join(failed), file=sys.stderr)
         return 1

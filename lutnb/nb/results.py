@@ -1,4 +1,7 @@
-"""Results JSON that every notebook writes (results/NN_name.json), written atomically."""
+"""Results JSON that every notebook writes (results/NN_name.json), written atomically.
+
+A FULL run (see `lutnb.nb.run`) also writes data/reference_results/NN_name.json, and both carry a
+``provenance`` block; SMOKE results stay in results/ (git-ignored)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_bytes, results_dir
+from ..files import atomic_write_bytes, reference_dir, results_dir
+from .run import provenance, run_mode
 
 
 def _clean(obj: Any) -> Any:
@@ -29,10 +33,23 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def write_results(name: str, payload: dict, directory: str | Path | None = None) -> Path:
-    """Write `payload` to results/<name>.json (sorted keys, floats rounded to 10 digits)."""
+def write_results(name: str, payload: dict, directory: str | Path | None = None,
+                  smoke: bool | None = None) -> Path:
+    """Write `payload` to results/<name>.json (sorted keys, floats rounded to 10 digits).
+
+    FULL (the current run's mode, or `smoke=False`): `payload` plus ``provenance`` (`lutnb.nb.run.provenance`)
+    goes to results/<name>.json and to data/reference_results/<name>.json (LUTNB_REFERENCE overrides the
+    latter). SMOKE, or no run begun (tools that write their own records): results/ only, payload unchanged."""
     out = Path(directory) if directory else results_dir()
+    is_smoke = run_mode(smoke, required=False)
+    if is_smoke is False:
+        if "provenance" in payload:
+            raise ValueError(f"write_results({name!r}): the payload already has a 'provenance' key; FULL results "
+                             "get theirs from lutnb.nb.run.provenance(): rename that key")
+        payload = {**payload, "provenance": provenance()}
     text = json.dumps(_clean(payload), indent=2, sort_keys=True) + "\n"
+    if is_smoke is False:
+        atomic_write_bytes(reference_dir() / f"{name}.json", text.encode())
     return atomic_write_bytes(out / f"{name}.json", text.encode())
 
 

@@ -85,6 +85,33 @@ def lut_gemm(x: torch.Tensor, weight: torch.Tensor, codebooks: torch.Tensor, bia
     return lookup_add(encode_reference(x, codebooks, metric), build_tables(codebooks, weight), bias)
 
 
+def op_counts(M: int, K: int, N: int, v: int, c: int) -> dict:
+    """Operations of one LUT GEMM against the dense GEMM it replaces (S = ceil(K / v) sub-spaces).
+
+    ``distance_ops`` M*S*c*v (every sub-vector against every centroid, one op per element), ``lookup_adds``
+    M*S*N (one table read and add per sub-space and output), ``dense_macs`` M*K*N."""
+    for name, val in (("M", M), ("K", K), ("N", N), ("v", v), ("c", c)):
+        if int(val) != val or val < 1:
+            raise ValueError(f"op_counts: {name}={val!r}; give a positive integer")
+    S = math.ceil(K / v)
+    return {"S": S, "distance_ops": M * S * c * v, "lookup_adds": M * S * N, "dense_macs": M * K * N}
+
+
+def table_cost(K: int, N: int, v: int, c: int, table_bits: int = 8, weight_bits: int = 8) -> dict:
+    """Table bytes (S*c*N entries of `table_bits`) against weight bytes (K*N of `weight_bits`).
+
+    The ratio is (c / v) * (table_bits / weight_bits) when v divides K: c=16, v=4, INT8 tables against INT8
+    weights store 4x the weights' bytes."""
+    for name, val in (("K", K), ("N", N), ("v", v), ("c", c), ("table_bits", table_bits),
+                      ("weight_bits", weight_bits)):
+        if int(val) != val or val < 1:
+            raise ValueError(f"table_cost: {name}={val!r}; give a positive integer")
+    S = math.ceil(K / v)
+    table_bytes, weight_bytes = S * c * N * table_bits / 8, K * N * weight_bits / 8
+    return {"S": S, "table_entries": S * c * N, "table_bytes": table_bytes, "weight_bytes": weight_bytes,
+            "ratio": table_bytes / weight_bytes}
+
+
 @dataclass
 class LUTGemmExample:
     """A small LUT GEMM worked end to end (for the step-by-step table and figure 2)."""
@@ -102,15 +129,22 @@ class LUTGemmExample:
 
 
 def lut_gemm_example(data: LayerData, M: int = 6, K: int = 8, N: int = 5, v: int = 2, c: int = 4,
-                     metric: str = "l2", seed: int = 0) -> LUTGemmExample:
+                     metric: str = "l2", seed: int = 0, min_nonzero: int | None = None) -> LUTGemmExample:
     """Cut a real small GEMM out of a layer (first K inputs, first N outputs), fit codebooks, build the tables.
 
+    The M example rows are drawn among rows with at least `min_nonzero` non-zero entries (default K // 2):
+    after a ReLU many rows are all zero, and an all-zero row teaches nothing (its output is 0 exactly).
     Vectorized (einsum, batched encode) for the notebook; tests/test_lutgemm.py holds it equal to the loops above."""
     g = torch.Generator().manual_seed(seed)
     K = min(K, data.K)
     rows_all = data.rows[:, :K]
     cb = vq_fit(rows_all[torch.randperm(data.M, generator=g)[:4000]], v, c, metric, seed=seed)
-    x = rows_all[torch.randperm(data.M, generator=g)[:M]]
+    need = K // 2 if min_nonzero is None else min_nonzero
+    pool = torch.nonzero((rows_all != 0).sum(1) >= need).flatten()
+    if len(pool) < M:
+        raise ValueError(f"lut_gemm_example: only {len(pool)} rows of {data.name} have >= {need} non-zero entries "
+                         f"among the first K={K}, M={M} asked; lower min_nonzero or M")
+    x = rows_all[pool[torch.randperm(len(pool), generator=g)[:M]]]
     W = data.weight[:N, :K]
     S = cb.shape[0]
     Wp = torch.nn.functional.pad(W, (0, S * v - K)).reshape(W.shape[0], S, v)

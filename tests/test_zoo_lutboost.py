@@ -164,3 +164,45 @@ def test_paper_ordering_on_a_fixed_case(tmp_path):
     assert lb.kmeans_acc == ss.kmeans_acc  # the same calibration
     assert lb.final_acc >= lb.kmeans_acc + 0.5 and lb.final_acc >= ss.final_acc + 0.5
     assert lb.total_epochs == ss.total_epochs == 8
+
+
+class WithConv1d(nn.Module):
+    """A Conv1d feature extractor (not convertible) and a Linear head: 'first' is the Conv1d, and the MAC
+    share kept float counts it."""
+
+    def __init__(self):
+        super().__init__()
+        self.f1 = nn.Conv1d(1, 8, 3, padding=1)
+        self.f2 = nn.Conv1d(8, 8, 3, padding=1)
+        self.fc1 = nn.Linear(8 * 6, 16)
+        self.fc2 = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.f2(torch.relu(self.f1(x.reshape(x.shape[0], 1, 6))))).flatten(1)
+        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(h)))))
+
+
+def test_user_frictions_get_clear_answers():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 6, generator=g), torch.randint(0, 3, (64,), generator=g)
+    data = TensorDataset(x, y)
+    m = WithConv1d().eval()
+    assert edge_layers(m, x[:2]) == {"first": "f1", "last": "out"}
+    cfg = B.LUTBoostConfig((B.CalibrateStage(batches=1, batch_size=32, max_rows=64, iters=2),
+                            *[B.TrainStage(n, epochs=0, lr=1e-3, skip=True, **({"mode": "quant"} if n == "lut_qat"
+                                                                                 else {}))
+                              for n in B.STAGE_NAMES[1:]]))
+    lut, rep = lutnb.lutboost(m, data, data, v=4, c=4, stages=cfg, progress=False)  # no test split
+    assert [n for n, _ in lut_layers(lut)] == ["fc1", "fc2"]
+    assert set(rep.float_layers) == {"f1", "f2", "out"}  # the unconvertible Conv1d counted as float too
+    assert rep.float_mac_share > 0.5
+    text = str(rep)  # printing a report without test= works and says so
+    assert "no test split given" in text and "validation accuracy" in text
+    with pytest.raises(TypeError, match="train= is a DataLoader.*loader.dataset"):
+        lutnb.lutboost(m, DataLoader(data, batch_size=8), data, stages=cfg, progress=False)
+    only_conv1d = nn.Sequential(nn.Unflatten(1, (1, 6)), nn.Conv1d(1, 3, 6), nn.Flatten())
+    with pytest.raises(ValueError, match="no layer of the model can become a LUT layer.*Conv1d"):
+        lutnb.lutboost(only_conv1d, data, data, stages=cfg, progress=False)

@@ -119,10 +119,12 @@ class LUTBoostReport:
         return pd.DataFrame(rows)
 
     def __str__(self) -> str:
-        head = (f"{self.method}: v={self.v} c={self.c} metric={self.metric} seed={self.seed} "
-                f"fp32 {self.fp32_test_acc:.2f} %")
+        has_test = self.final_acc is not None
+        fp32 = f"fp32 {self.fp32_test_acc:.2f} %" if has_test else "no test split given (test=)"
+        head = f"{self.method}: v={self.v} c={self.c} metric={self.metric} seed={self.seed} {fp32}"
+        total = sum(d.get("S", 0) * d.get("c", 0) for d in (self.final.layers or {}).values())
         lines = [head, f"{'stage':<10} {'ep':>3} {'sec':>6} {'test lut':>8} {'test int8':>9} {'val':>6} "
-                       f"{'recon':>7} {'H bits':>6} {'dead':>5}"]
+                       f"{'recon':>7} {'H bits':>6} {'dead':>5}" + (f" (of {total} centroids)" if total else "")]
         for s in self.stages:
             if s.skipped:
                 lines.append(f"{s.stage:<10} skipped")
@@ -135,8 +137,14 @@ class LUTBoostReport:
                          f"{s.mean_entropy:>6.2f} {s.dead_centroids:>5}"
                          + ("  rolled back" if s.rolled_back else ""))
         sel = f" (state of stage {self.selected_stage}, best on val)" if self.selected_stage else ""
-        lines.append(f"final INT{self._bits()} test accuracy {self.final_acc:.2f} %{sel} "
-                     f"(drop {self.fp32_test_acc - self.final_acc:+.2f} pt) in {self.seconds:.1f} s")
+        if has_test:
+            lines.append(f"final INT{self._bits()} test accuracy {self.final_acc:.2f} %{sel} "
+                         f"(drop {self.fp32_test_acc - self.final_acc:+.2f} pt; negative: above fp32) "
+                         f"in {self.seconds:.1f} s")
+        else:
+            val = self.final.val_acc
+            lines.append(f"final INT{self._bits()} validation accuracy "
+                         f"{'-' if val is None else f'{val:.2f} %'}{sel} in {self.seconds:.1f} s")
         if self.float_layers:
             lines.append("kept float: " + ", ".join(self.float_layers)
                          + f" ({100 * self.float_mac_share:.1f} % of the MACs)")

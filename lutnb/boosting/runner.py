@@ -137,6 +137,9 @@ def _fingerprint_diff(saved: str, now: str) -> list[str]:
 
 def _check_dataset(name: str, data, required: bool) -> None:
     """Refuse a missing or empty dataset before any work (an empty one would fail deep in the sampler)."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        raise TypeError(f"{name}= is a DataLoader; LUTBoost needs the dataset of (x, y) examples (it makes its own "
+                        f"batches per stage): pass {name}=loader.dataset")
     if data is None:
         if required:
             raise ValueError(f"{name}=None: LUTBoost needs a {name} dataset of (x, y) examples")
@@ -158,12 +161,13 @@ def prepare_model(model, v, c, metric, skip, overrides, table_bits, layout, exam
     return convert(model, v, c, metric, skip=skip, overrides=overrides, table_bits=table_bits, layout=layout)
 
 
-def float_share(model: nn.Module, skip, example) -> dict:
-    """{layer: share of the model's weight-layer MACs per example} for the layers kept float (``skip``,
-    resolved): what the bits report must count next to the LUT layers' bits per activation."""
+def float_share(model: nn.Module, names, example) -> dict:
+    """{layer: share of the model's weight-layer MACs per example} for the layers left float (``names``: the
+    skipped ones and those `convert` cannot take, e.g. nn.Conv1d): what the bits report must count next to
+    the LUT layers' bits per activation."""
     macs = trace_layers(model, example)
     total = max(1, sum(macs.values()))
-    return {n: macs[n] / total for n in skip if n in macs}
+    return {n: macs[n] / total for n in names if n in macs}
 
 
 def _best_so_far(report: LUTBoostReport, lut: nn.Module):
@@ -342,13 +346,17 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     example = next(iter(loaders(train, 2, False, 0)))[0].to(device_of(model))
     skip = resolve_skip(model, skip, example)
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
+    if not lut.lut_summary.converted:
+        why = "; ".join(f"{r.name}: {r.reason}" for r in lut.lut_summary.left_alone) or "it has no weight layers"
+        raise ValueError(f"lutboost: no layer of the model can become a LUT layer ({why}). LUT layers replace "
+                         f"nn.Linear and nn.Conv2d (skip={tuple(skip)!r} keeps some float; skip=() converts all)")
     set_mode(lut, "lut")
     fp = _fingerprint(v=v, c=c, metric=metric, skip=skip, seed=seed, cfg=cfg.to_dict(), method=method,
                       weights=model_hash, overrides=overrides, layout=layout, teacher=teacher_hash,
                       train_data=data_hash(train), val_data=data_hash(val), **({"amp": amp} if amp else {}))
     report = LUTBoostReport(method, v, c, lut.lut_summary.converted[0].metric if lut.lut_summary.converted
                             else metric, seed, fp32_acc, [], cfg.to_dict())
-    report.float_layers = float_share(model, skip, example)
+    report.float_layers = float_share(model, [r.name for r in lut.lut_summary.left_alone], example)
     start = 0
     if resume:
         report, start = _resume(lut, report, checkpoint_dir, fp)

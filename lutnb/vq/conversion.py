@@ -204,21 +204,30 @@ def convert(model: nn.Module, v: int = 4, c: int = 16, metric: str = "l2", *, sk
 EDGE_TOKENS = ("first", "last")
 
 
+_WEIGHT_LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                  nn.ConvTranspose3d)
+
+
 @torch.no_grad()
 def trace_layers(model: nn.Module, example: torch.Tensor) -> dict:
-    """{name: MACs per example} of every convertible layer (nn.Linear / nn.Conv2d / transformers' Conv1D) that
-    ``model`` calls on ``example``, in call order (a layer called twice is counted twice, kept at its first
-    place). MACs = output elements x K (the weight's input size, per group)."""
+    """{name: MACs per example} of every weight layer (nn.Linear, nn.Conv1d/2d/3d and their transposes,
+    transformers' Conv1D) that ``model`` calls on ``example``, in call order (a layer called twice is counted
+    twice, kept at its first place); layers `convert` leaves float (Conv1d, ...) are counted too. MACs = output
+    elements x K (the weight's input size, per group)."""
     macs: dict[str, int] = {}
 
     def hook(name):
         def fn(mod, args, out):
-            K = mod.weight[0].numel() if not is_hf_conv1d(mod) else mod.weight.shape[0]
-            macs[name] = macs.get(name, 0) + out.numel() // max(1, example.shape[0]) * K
+            n = max(1, example.shape[0])
+            if isinstance(mod, nn.modules.conv._ConvTransposeNd):  # every input element meets a weight slice
+                m = args[0].numel() // n * mod.weight[0].numel()
+            else:
+                m = out.numel() // n * (mod.weight.shape[0] if is_hf_conv1d(mod) else mod.weight[0].numel())
+            macs[name] = macs.get(name, 0) + m
         return fn
 
     hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
-             if n and (isinstance(m, (nn.Linear, nn.Conv2d)) or is_hf_conv1d(m))]
+             if n and (isinstance(m, _WEIGHT_LAYERS) or is_hf_conv1d(m))]
     was = model.training
     model.eval()
     try:
@@ -231,9 +240,9 @@ def trace_layers(model: nn.Module, example: torch.Tensor) -> dict:
 
 
 def edge_layers(model: nn.Module, example: torch.Tensor) -> dict:
-    """{"first": name, "last": name}: the first and the last convertible layer that ``model`` calls on
-    ``example``, in call order (not definition order: a head defined before the body is still the last layer
-    called). Empty when the model calls none."""
+    """{"first": name, "last": name}: the first and the last weight layer that ``model`` calls on ``example``
+    (see `trace_layers`), in call order (not definition order: a head defined before the body is still the
+    last layer called). Empty when the model calls none."""
     order = list(trace_layers(model, example))
     return {"first": order[0], "last": order[-1]} if order else {}
 

@@ -151,18 +151,20 @@ def test_zoo_pretrained_is_cached(tmp_path, monkeypatch):
 
 def test_paper_ordering_on_a_fixed_case(tmp_path):
     """The paper's central comparison, asserted: LUTBoost >= k-means only and >= the fair single-stage baseline
-    (equal epochs) on test accuracy. The case (digits, the odd-K CNN, L2, seed 1) is one where the zoo run
-    (benchmarks/bench_lutboost_zoo.py) showed the ordering with a margin of 6 test images (k-means 96.89 %,
-    single-stage 96.89 %, LUTBoost 98.22 %); across the whole zoo the ordering does not hold everywhere (see
-    docs/lutboost-zoo.md), so this guards the recipe against regressions on one seeded case, nothing more."""
+    (equal epochs) on test accuracy. The case (MNIST-1D generated large, 5,000 test samples, the zoo MLP,
+    Chebyshev, seed 0) is one where the zoo run (benchmarks/bench_lutboost_zoo.py) showed the ordering with a
+    margin of 36 test samples over single-stage (k-means 70.58 %, single-stage 72.64 %, LUTBoost 73.36 %). A first
+    choice with a 6-image margin on digits flipped between machines: across the zoo the ordering does not hold
+    everywhere (see docs/lutboost-zoo.md), so this guards the recipe against regressions on one seeded case."""
     from lutnb.zoo.data import get_dataset
 
-    data = get_dataset("digits", seed=1)
-    model = zoo.zoo_pretrained("digits", "oddk_cnn", 1, data, cache_dir=tmp_path)
-    _, lb = lutnb.lutboost(model, data.train, data.val, metric="l2", seed=1, test=data.test, progress=False)
-    _, ss = lutnb.single_stage(model, data.train, data.val, metric="l2", seed=1, test=data.test, progress=False)
+    data = get_dataset("mnist1d_large", seed=0)
+    model = zoo.zoo_pretrained("mnist1d_large", "mlp", 0, data, cache_dir=tmp_path)
+    kw = dict(metric="chebyshev", seed=0, test=data.test, progress=False)
+    _, lb = lutnb.lutboost(model, data.train, data.val, **kw)
+    _, ss = lutnb.single_stage(model, data.train, data.val, **kw)
     assert lb.kmeans_acc == ss.kmeans_acc  # the same calibration
-    assert lb.final_acc >= lb.kmeans_acc + 0.5 and lb.final_acc >= ss.final_acc + 0.5
+    assert lb.final_acc >= lb.kmeans_acc + 1.0 and lb.final_acc >= ss.final_acc + 0.3
     assert lb.total_epochs == ss.total_epochs == 8
 
 

@@ -202,3 +202,23 @@ def test_bad_inputs():
                               "l2", 3)
     with pytest.raises(IndexError):
         numba_kernels.native_lookup_accumulate(torch.full((2, 3), 4), torch.ones(3, 4, 5, dtype=torch.long))
+
+
+def test_native_kernels_leave_torch_thread_count_alone():
+    """Launching numba's OpenMP layer reset torch's (shared) OpenMP pool to every core: a process at 1 thread
+    went on at 2, and later results changed with the order tests ran in (found through a LUTBoost test)."""
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    code = ("import sys, torch; torch.set_num_threads(1)\n"
+            "import lutnb.experiments.zoo  # noqa: F401 (the whole package, as a user's script has it)\n"
+            "from test_kernels_compiled import random_layer\n"
+            "from lutnb.deploy import engine\n"
+            "layer = random_layer(24, 9, 4, 16, metric='l2', seed=4, table_bits=12)  # 12-bit: the numba kernel\n"
+            "engine.run_layer(layer, torch.randn(33, 24), 32, impl='native')\n"
+            "print(torch.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parent)
+    assert out.stdout.strip().splitlines()[-1] == "1"

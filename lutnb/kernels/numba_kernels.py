@@ -113,10 +113,17 @@ def torch_sum_width() -> int:
 # Python entry points
 # ------------------------------------------------------------------------------------------------
 def match_threads() -> None:
+    """numba's thread count := min(torch's, numba's maximum). The first call launches numba's OpenMP threading
+    layer, which resets the OpenMP pool that torch shares to every core (torch.get_num_threads() went from 1 to
+    2 here, and every later torch op of the process ran multi-threaded, with other float sums): torch's count
+    is put back."""
     numba = numba_module()
-    n = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    t = torch.get_num_threads()
+    n = max(1, min(t, numba.config.NUMBA_NUM_THREADS))
     if numba.get_num_threads() != n:
         numba.set_num_threads(n)
+    if torch.get_num_threads() != t:
+        torch.set_num_threads(t)
 
 
 def require() -> None:

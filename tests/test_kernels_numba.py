@@ -209,7 +209,6 @@ def test_native_kernels_leave_torch_thread_count_alone():
     went on at 2, and later results changed with the order tests ran in (found through a LUTBoost test)."""
     import subprocess
     import sys
-
     from pathlib import Path
 
     code = ("import sys, torch; torch.set_num_threads(1)\n"

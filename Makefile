@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 WORKERS ?= 2
 
 help: ## show this help
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-15s %s\n", $$1, $$2}'
 
 # PyTorch, pinned, from PyTorch's own index for one route. LUTNB_TORCH=cpu (the CPU wheel, ~200 MB) or a CUDA
 # tag of that index: cu130 (CUDA 13.0, driver >= 580), cu128, cu126. Default: cu130 when `nvidia-smi -L` lists a

@@ -35,29 +35,18 @@ from . import q8
 from .export import ExportedLayer, ExportedModel
 
 
-class FastLayer(nn.Module):
-    """One exported LUT layer on the compiled kernel (fused encode, look-up, dequantize); see the module doc."""
+class FastLayer(E.EngineLayer):
+    """One exported LUT layer on the compiled kernel (fused encode, look-up, dequantize); see the module doc.
+    An `EngineLayer` (same checks, ``weight`` / ``bias`` buffers, ``in_features`` / ``out_features``) whose
+    forward runs the compiled kernel."""
 
     def __init__(self, layer: ExportedLayer, acc_bits: int | None = 32, weight: torch.Tensor | None = None,
-                 bias: torch.Tensor | None = None, encode: str = "float32", channels_last: bool = True):
-        super().__init__()
-        if not isinstance(layer, ExportedLayer):
-            raise TypeError(f"FastLayer(layer=...) got a {type(layer).__name__}; pass an ExportedLayer")
-        self.layer, self.acc_bits, self.encode = layer, acc_bits, q8.check_encode(encode)
+                 encode: str = "float32", channels_last: bool = True):
+        super().__init__(layer, acc_bits, impl="fast", weight=weight, encode=encode)
         self.channels_last = bool(channels_last)
-        self.register_buffer("weight", weight, persistent=False)
-        self.register_buffer("bias", bias, persistent=False)
         self._buffers_im2col: dict = {}
         self.calls = {"kernel": 0, "fallback": 0}
         self._q8_cached = None
-
-    @property
-    def in_features(self) -> int:
-        return self.layer.in_features
-
-    @property
-    def out_features(self) -> int:
-        return self.layer.out_features
 
     def extra_repr(self) -> str:
         L = self.layer
@@ -241,8 +230,8 @@ class CompiledModel(E.IntegerEngine):
         for name, m in list(self.model.named_modules(remove_duplicate=False)):
             if isinstance(m, E.EngineLayer):
                 if id(m) not in swapped:
-                    swapped[id(m)] = FastLayer(m.layer, m.acc_bits, weight=m.weight, bias=m.bias,
-                                                  encode=encode, channels_last=channels_last)
+                    swapped[id(m)] = FastLayer(m.layer, m.acc_bits, weight=m.weight, encode=encode,
+                                                  channels_last=channels_last)
                 parent_name, _, attr = name.rpartition(".")
                 parent = self.model.get_submodule(parent_name) if parent_name else self.model
                 setattr(parent, attr, swapped[id(m)])

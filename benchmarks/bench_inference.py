@@ -50,22 +50,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+from bench_engine import best_of  # noqa: E402  (interleaved best-of timing; benchmarks/ is on sys.path)
 
 MODELS = ("digits", "resnet20", "vit", "minilm")
-
-
-def best_of(fns: dict, repeat: int, warmup: int = 1) -> dict:
-    """Interleaved timing: each round runs every function once, in turn; returns the best ms of each."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            best[k] = min(best[k], (time.perf_counter() - t0) * 1e3)
-    return best
 
 
 def build(name: str):
@@ -210,7 +197,7 @@ def main(argv=None) -> int:
                     fns = {k: (lambda m=m, inp=inp, call=call: call(m, inp)) for k, m in paths.items()}
                     if image:
                         fns["fp32cl"] = lambda inp=inputs_cl[label], call=call, m=model_cl: call(m, inp)
-                    b = best_of(fns, args.repeat)
+                    b = best_of(fns, args.repeat, warmup=1)
                     r = {"model": name, "batch": label, "threads": th, "lut_layers": n_lut,
                          **{f"{k}_ms": round(v, 3) for k, v in b.items()},
                          "fp32_over_lut": round(b["fp32"] / b["lut"], 3),

@@ -259,13 +259,18 @@ def fused(rows: np.ndarray, cb: np.ndarray, tq8: np.ndarray, metric: str, wrap_b
                                                   _ptr(tq8), _ptr(t4), N, wrap_bits, a, b, _ptr(idx), _ptr(out),
                                                   _ptr(scale), _ptr(bias), _ptr(y)))
     else:
-        res = out if y is None else y
-        res[:] = 0
-        if y is not None and bias is not None:
-            y[:] = bias
+        _fill_empty(out, y, bias)
         if idx is not None:
             idx[:] = 0 if not (M and S) else encode(rows, cb, metric, lib)
     return idx, (out if y is None else y)
+
+
+def _fill_empty(out, y, bias) -> None:
+    """The outputs of an empty problem (no rows, sub-spaces or columns): zero accumulators, or the bias where
+    the output is dequantized."""
+    (out if y is None else y)[:] = 0
+    if y is not None and bias is not None:
+        y[:] = bias
 
 
 def fused_q8(xu: np.ndarray, c2: np.ndarray, cinit: np.ndarray, tq8: np.ndarray, wrap_bits: int,
@@ -293,10 +298,7 @@ def fused_q8(xu: np.ndarray, c2: np.ndarray, cinit: np.ndarray, tq8: np.ndarray,
                                                      wrap_bits, a, b, _ptr(idx), _ptr(out), _ptr(scale), _ptr(bias),
                                                      _ptr(y)))
     else:
-        res = out if y is None else y
-        res[:] = 0
-        if y is not None and bias is not None:
-            y[:] = bias
+        _fill_empty(out, y, bias)
         if idx is not None:
             idx[:] = 0
     return idx, (out if y is None else y)
@@ -367,15 +369,12 @@ def lookup(idx: np.ndarray, tq8: np.ndarray, wrap_bits: int, t4: np.ndarray | No
     if t4 is None and simd_level(lib) >= 2 and c <= 16:
         t4 = pack_t4(tq8)
     out, y, scale, bias = _out_args(M, N, scale, bias)
-    res = out if y is None else y
     if M and N and S:
         _parallel(M, lambda a, b: lib.lutnb_lookup(_ptr(idx), S, c, _ptr(tq8), _ptr(t4), N, wrap_bits, a, b,
                                                    _ptr(out), _ptr(scale), _ptr(bias), _ptr(y)))
     else:
-        res[:] = 0
-        if y is not None and bias is not None:
-            y[:] = bias
-    return res
+        _fill_empty(out, y, bias)
+    return out if y is None else y
 
 
 def table_sum(idx: torch.Tensor, tables: torch.Tensor, bias: torch.Tensor | None = None,

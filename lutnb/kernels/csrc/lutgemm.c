@@ -370,6 +370,21 @@ static void lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t
     store_acc(A, 1, N, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
 }
 
+/* The look-up's scratch for one row block: codes BI (G*4 x RB), accumulators A (N4 x RB), packed codes
+ * (G x RB, 64-byte aligned); G = ceil(S / 4), N4 = N rounded up to 4. */
+typedef struct { int32_t *BI, *A; uint32_t *codes; } lookup_scratch;
+
+static void scratch_free(lookup_scratch *t) { free(t->BI); free(t->A); free(t->codes); }
+
+static int scratch_alloc(lookup_scratch *t, int64_t S, int64_t N) {
+    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+    t->BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
+    t->A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
+    t->codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
+    if (!t->BI || !t->A || !t->codes) { scratch_free(t); return -1; }
+    return 0;
+}
+
 /* Fused encode + look-up for rows [m_begin, m_end).
  *   tq8  (S, c, N) int8 tables (portable look-up);
  *   t4   (G, N4, 64) int8: sub-spaces 4g..4g+3 of column n, 16 entries each, zero padded (G = ceil(S/4),
@@ -381,23 +396,18 @@ int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_
                 int cb_finite, const int8_t *tq8, const int8_t *t4, int64_t N, int wrap_bits, int64_t m_begin,
                 int64_t m_end, int64_t *idx, int64_t *out, const float *scale, const float *bias, float *y) {
     if (v > 64) return -2;
-    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
+    lookup_scratch t;
     float *X = (float *)malloc(sizeof(float) * (size_t)(16 * v) * RB);
-    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
-    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
-    if (!X || !BI || !A) { free(X); free(BI); free(A); return -1; }
-    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
-    if (!codes) { free(X); free(BI); free(A); return -1; }
+    if (!X) return -1;
+    if (scratch_alloc(&t, S, N)) { free(X); return -1; }
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
-        encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, BI);
-        if (idx) store_idx(BI, mb, S, idx + m0 * S);
-        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
+        encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, t.BI);
+        if (idx) store_idx(t.BI, mb, S, idx + m0 * S);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
     }
     free(X);
-    free(BI);
-    free(A);
-    free(codes);
+    scratch_free(&t);
     return 0;
 }
 
@@ -405,22 +415,17 @@ int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_
 int lutnb_lookup(const int64_t *idx, int64_t S, int64_t c, const int8_t *tq8, const int8_t *t4, int64_t N,
                  int wrap_bits, int64_t m_begin, int64_t m_end, int64_t *out, const float *scale, const float *bias,
                  float *y) {
-    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
-    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
-    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
-    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
-    if (!BI || !A || !codes) { free(BI); free(A); free(codes); return -1; }
+    lookup_scratch t;
+    if (scratch_alloc(&t, S, N)) return -1;
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         for (int64_t s = 0; s < S; s++) {
-            for (int l = 0; l < mb; l++) BI[s * RB + l] = (int32_t)idx[(m0 + l) * S + s];
-            for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
+            for (int l = 0; l < mb; l++) t.BI[s * RB + l] = (int32_t)idx[(m0 + l) * S + s];
+            for (int l = mb; l < RB; l++) t.BI[s * RB + l] = 0;
         }
-        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
     }
-    free(BI);
-    free(A);
-    free(codes);
+    scratch_free(&t);
     return 0;
 }
 
@@ -598,20 +603,15 @@ static void q8_encode_block(const uint32_t *xu, int64_t S, int64_t c, const uint
 int lutnb_fused_q8(const uint32_t *xu, const uint32_t *c2, const int32_t *cinit, int64_t S, int64_t c,
                    const int8_t *tq8, const int8_t *t4, int64_t N, int wrap_bits, int64_t m_begin, int64_t m_end,
                    int64_t *idx, int64_t *out, const float *scale, const float *bias, float *y) {
-    int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
-    int32_t *BI = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * 4) * RB);
-    int32_t *A = (int32_t *)malloc(sizeof(int32_t) * (size_t)N4 * RB);
-    uint32_t *codes = (uint32_t *)aligned_alloc(64, sizeof(uint32_t) * (size_t)G * RB);
-    if (!BI || !A || !codes) { free(BI); free(A); free(codes); return -1; }
+    lookup_scratch t;
+    if (scratch_alloc(&t, S, N)) return -1;
     for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
-        q8_encode_block(xu, S, c, c2, cinit, m0, mb, BI);
-        if (idx) store_idx(BI, mb, S, idx + m0 * S);
-        lookup_block(BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, A, codes);
+        q8_encode_block(xu, S, c, c2, cinit, m0, mb, t.BI);
+        if (idx) store_idx(t.BI, mb, S, idx + m0 * S);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
     }
-    free(BI);
-    free(A);
-    free(codes);
+    scratch_free(&t);
     return 0;
 }
 

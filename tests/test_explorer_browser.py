@@ -50,8 +50,9 @@ def lab(tmp_path):
     res = tmp_path / "results"
     seed_proxy_results(res)
     port, token = _free_port(), secrets.token_hex(16)
+    # the notebook runs interactively (SMOKE = False: a FULL run), so its reference JSON is redirected too
     env = dict(os.environ, LUTNB_RESULTS=str(res), LUTNB_FIGURES=str(tmp_path / "figures"),
-               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+               LUTNB_REFERENCE=str(tmp_path / "reference_results"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
            f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}", "--allow-root",
            "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True"]

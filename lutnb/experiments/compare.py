@@ -1,7 +1,10 @@
 """LUTBoost against the single-stage baseline over metrics and seeds, on the project's trained models."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from pathlib import Path
 from typing import Callable
 
 from ..boosting.config import LUTBoostConfig
@@ -13,23 +16,42 @@ from ..zoo.train import RECIPES, pretrained
 
 def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2), v: int = 4, c: int = 16,
             stages: LUTBoostConfig | None = None, methods=("lutboost", "single_stage"), skip="auto",
-            progress: bool = False, track_test: bool = False, on_record: Callable | None = None) -> list[dict]:
+            progress: bool = False, track_test: bool = False, on_record: Callable | None = None,
+            cache: str | Path | None = None) -> list[dict]:
     """Run LUTBoost and/or the single-stage baseline (same total epochs) for every (metric, seed) on a
     cached pretrained model (``lutnb.zoo.train.pretrained``); return one record per run:
     {model, dataset, method, metric, v, c, bits, seed, n_test, fp32_acc, lut_acc (INT8 tables, test), seconds,
     epochs, selected_stage, float_layers and float_mac_share (layers kept float, ``skip``), epoch_curve}.
     ``on_record(record)`` is called as each finishes (e.g. to save partial results). The single-stage baseline
     is the fair one of `lutnb.boosting.runner.single_stage` (the same calibration, total epochs and schedule).
+
+    ``cache``: a JSON-lines file that makes long sweeps resumable. Every finished record is appended to it under
+    a key of everything that determines it (model, method, metric, v, c, seed, skip, track_test, the stage
+    configuration); a later call with the same arguments returns the stored record instead of training again
+    (its ``seconds`` are those of the run that made it, ``cached`` is True). Lines that do not parse (a run
+    killed mid-write) are ignored.
     """
 
     cfg = stages if stages is not None else LUTBoostConfig()
     dataset = RECIPES[model_name].dataset
+    done = read_cache(cache) if cache is not None else {}
     out = []
     for seed in seeds:
-        data = get_dataset(dataset, seed=seed)
-        model = pretrained(model_name, seed, progress=progress)
+        data = model = None
         for metric in metrics:
             for method in methods:
+                if method not in ("lutboost", "single_stage"):
+                    raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
+                key = cache_key(model_name, method, metric, v, c, seed, skip, track_test, cfg)
+                if key in done:
+                    rec = {**done[key], "cached": True}
+                    out.append(rec)
+                    if on_record is not None:
+                        on_record(rec)
+                    continue
+                if model is None:
+                    data = get_dataset(dataset, seed=seed)
+                    model = pretrained(model_name, seed, progress=progress)
                 tic = time.perf_counter()
                 if method == "lutboost":
                     _, rep = lutboost(model, data.train, data.val, v=v, c=c, metric=metric, skip=skip,
@@ -39,8 +61,6 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                     _, rep = single_stage(model, data.train, data.val, v=v, c=c, metric=metric, skip=skip,
                                           reference=cfg, seed=seed, test=data.test, progress=progress,
                                           track_test=track_test)
-                else:
-                    raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
                 rec = {"model": model_name, "dataset": dataset, "method": method, "metric": metric, "v": v,
                        "c": c, "bits": equivalent_bits(v, c), "seed": seed, "n_test": len(data.test),
                        "fp32_acc": rep.fp32_test_acc,
@@ -49,10 +69,51 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                        "selected_stage": rep.selected_stage, "float_layers": rep.float_layers,
                        "float_mac_share": rep.float_mac_share,
                        "epoch_curve": rep.epoch_curve(), "stages": rep.to_frame().reset_index().to_dict("records")}
+                if cache is not None:
+                    append_cache(cache, key, rec)
                 out.append(rec)
                 if on_record is not None:
                     on_record(rec)
     return out
+
+
+def cache_key(model_name: str, method: str, metric: str, v: int, c: int, seed: int, skip, track_test: bool,
+              cfg: LUTBoostConfig) -> str:
+    """A short hash of everything that determines one `compare` record."""
+    desc = json.dumps({"model": model_name, "method": method, "metric": metric, "v": v, "c": c, "seed": seed,
+                       "skip": skip if isinstance(skip, (str, type(None))) else sorted(skip),
+                       "track_test": bool(track_test), "config": cfg.to_dict()}, sort_keys=True, default=str)
+    return hashlib.sha256(desc.encode()).hexdigest()[:20]
+
+
+def read_cache(path: str | Path) -> dict[str, dict]:
+    """{key: record} of a `compare` cache file (missing file: empty; unreadable lines skipped)."""
+    path = Path(path)
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            item = json.loads(line)
+            out[item["key"]] = item["record"]
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def append_cache(path: str | Path, key: str, record: dict) -> None:
+    """Append one record as one line (a single write call, flushed and fsynced)."""
+    import os
+
+    from ..nb.results import _clean
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"key": key, "record": _clean(record)}, sort_keys=True) + "\n"
+    with open(path, "a") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def summarize(records: list[dict]):

@@ -1,7 +1,8 @@
-"""Where things live and how they are written: repository paths, atomic writes, checkpoints."""
+"""Where things live and how they are written: repository paths, atomic writes, checkpoints, run caches."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -130,3 +131,113 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(
             f"checkpoint {path} is damaged or not a lutnb checkpoint (truncated, corrupt, or written by "
             f"something else){detail}; delete it and write it again (e.g. re-run without resume)") from None
+
+
+# ------------------------------------------------------------------------------------------- run cache
+class RunCache:
+    """Finished runs of a long sweep, one JSON line each: what makes FULL notebook runs resumable.
+
+    A run is stored under the hash of a description of everything that determines it (a JSON-able dict: the
+    function, its arguments, the configuration). `run(desc, fn)` returns the stored record when there is one
+    (with ``cached: True``), else calls `fn()`, appends its record (one write, flushed and fsynced) and returns
+    it. A line cut short by a killed run is ignored. The description does not cover the code itself: delete
+    the file after changing the training code."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    @staticmethod
+    def key(desc: dict) -> str:
+        import hashlib
+
+        text = json.dumps(desc, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def records(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        if not self.path.exists():
+            return out
+        for line in self.path.read_text().splitlines():
+            try:
+                item = json.loads(line)
+                out[item["key"]] = item["record"]
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def get(self, desc: dict) -> dict | None:
+        rec = self.records().get(self.key(desc))
+        return None if rec is None else {**rec, "cached": True}
+
+    def put(self, desc: dict, record: dict) -> None:
+        from .nb.results import _clean
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"key": self.key(desc), "desc": _clean(desc), "record": _clean(record)},
+                          sort_keys=True, default=str) + "\n"
+        with open(self.path, "a") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def run(self, desc: dict, fn) -> dict:
+        hit = self.get(desc)
+        if hit is not None:
+            return hit
+        record = fn()
+        self.put(desc, record)
+        return record
+
+
+def describe_value(value: Any) -> Any:
+    """A JSON-able stand-in for one argument of a cached run: scalars and containers as they are; a tensor,
+    an ``nn.Module`` or a list of strings by a hash of its contents; anything else by its type name."""
+    import hashlib
+
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): describe_value(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(v, str) for v in value) and len(value) > 16:
+            return {"strings": len(value), "sha256": hashlib.sha256("\n".join(value).encode()).hexdigest()[:16]}
+        return [describe_value(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous()
+        return {"tensor": list(t.shape), "sha256": hashlib.sha256(t.numpy().tobytes()).hexdigest()[:16]}
+    if isinstance(value, torch.nn.Module):
+        h = hashlib.sha256()
+        for name, t in value.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return {"module": type(value).__name__, "sha256": h.hexdigest()[:16]}
+    name = getattr(value, "name_or_path", None)
+    return {"object": type(value).__name__, **({"name_or_path": str(name)} if name else {})}
+
+
+def cacheable(ignore: tuple[str, ...] = ("progress",)):
+    """Give a function that returns a record (a dict) a ``cache=`` keyword: with a path, the call is looked up
+    in / stored to that `RunCache`, keyed by the function's name and all its arguments (defaults applied;
+    the names in `ignore` left out)."""
+    import functools
+    import inspect
+
+    def deco(fn):
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, cache: str | os.PathLike | None = None, **kwargs):
+            if cache is None:
+                return fn(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            if bound.arguments.get("return_model"):
+                raise ValueError(f"{fn.__name__}(cache=...) stores numbers only; with return_model=True pass "
+                                 "cache=None")
+            desc = {"fn": f"{fn.__module__}.{fn.__qualname__}",
+                    **{k: describe_value(v) for k, v in bound.arguments.items() if k not in ignore}}
+            return RunCache(cache).run(desc, lambda: fn(*args, **kwargs))
+
+        return wrapper
+
+    return deco

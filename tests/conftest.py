@@ -44,6 +44,17 @@ def run_notebook(tmp_path, monkeypatch):
     return _go
 
 
+def assert_reproducible(run_notebook, name: str, first: dict, **params) -> None:
+    """Run notebook `name` again with the same parameters and assert its results JSON equals `first`,
+    timing fields aside (`lutnb.nb.results.comparable`): same seed, same numbers."""
+    from lutnb.nb.results import comparable, differences
+
+    second = run_notebook(name, **params)
+    a, b = comparable(first), comparable(second)
+    diff = differences(a, b)
+    assert not diff, f"two runs of {name} with the same seed differ:\n" + "\n".join(diff)
+
+
 def seed_proxy_results(directory) -> None:
     """Write notebook-01-style proxy accuracy records into `directory` (a results folder) so DSE/explorer tests
     read a proxy instead of measuring it.

@@ -1,11 +1,13 @@
 """Notebooks 02 (LUTBoost) and 03 (accuracy vs bits) run in SMOKE mode and produce sane numbers."""
 import pytest
+from conftest import assert_reproducible
 
 pytestmark = [pytest.mark.notebook, pytest.mark.slow]
 
 
 def test_nb02_lutboost(run_notebook):
     res = run_notebook("02_lutboost")
+    assert_reproducible(run_notebook, "02_lutboost", res)  # determinism: the same seed gives the same JSON
     assert res["smoke"] is True
     assert {"fig08_lutboost_stages.png", "fig09_lutboost_vs_single_stage.png"} <= set(res["_figures"])
     # how centroids get gradients: none from the task loss under "exact", some under "hard" and "soft"
@@ -34,6 +36,7 @@ def test_nb02_lutboost(run_notebook):
 
 def test_nb03_accuracy_vs_bits(run_notebook):
     res = run_notebook("03_accuracy_vs_bits")
+    assert_reproducible(run_notebook, "03_accuracy_vs_bits", res)  # determinism: the same seed gives the same JSON
     assert "fig10_accuracy_vs_bits.png" in res["_figures"]
     recs = res["records"]
     assert len(recs) == 3 * 3  # 3 metrics x 3 (v, c)

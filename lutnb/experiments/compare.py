@@ -1,14 +1,13 @@
 """LUTBoost against the single-stage baseline over metrics and seeds, on the project's trained models."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Callable
 
 from ..boosting.config import LUTBoostConfig
 from ..boosting.runner import lutboost, single_stage
+from ..files import RunCache
 from ..vq.layers import equivalent_bits
 from ..zoo.data import get_dataset
 from ..zoo.train import RECIPES, pretrained
@@ -25,16 +24,15 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
     ``on_record(record)`` is called as each finishes (e.g. to save partial results). The single-stage baseline
     is the fair one of `lutnb.boosting.runner.single_stage` (the same calibration, total epochs and schedule).
 
-    ``cache``: a JSON-lines file that makes long sweeps resumable. Every finished record is appended to it under
-    a key of everything that determines it (model, method, metric, v, c, seed, skip, track_test, the stage
-    configuration); a later call with the same arguments returns the stored record instead of training again
-    (its ``seconds`` are those of the run that made it, ``cached`` is True). Lines that do not parse (a run
-    killed mid-write) are ignored.
+    ``cache``: a JSON-lines file (`lutnb.files.RunCache`) that makes long sweeps resumable. Every finished
+    record is stored under a key of everything that determines it (model, method, metric, v, c, seed, skip,
+    track_test, the stage configuration); a later call with the same arguments returns the stored record
+    instead of training again (its ``seconds`` are those of the run that made it, ``cached`` is True).
     """
 
     cfg = stages if stages is not None else LUTBoostConfig()
     dataset = RECIPES[model_name].dataset
-    done = read_cache(cache) if cache is not None else {}
+    store = RunCache(cache) if cache is not None else None
     out = []
     for seed in seeds:
         data = model = None
@@ -42,9 +40,9 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
             for method in methods:
                 if method not in ("lutboost", "single_stage"):
                     raise ValueError(f"method={method!r} must be 'lutboost' or 'single_stage'")
-                key = cache_key(model_name, method, metric, v, c, seed, skip, track_test, cfg)
-                if key in done:
-                    rec = {**done[key], "cached": True}
+                desc = run_description(model_name, method, metric, v, c, seed, skip, track_test, cfg)
+                rec = store.get(desc) if store is not None else None
+                if rec is not None:
                     out.append(rec)
                     if on_record is not None:
                         on_record(rec)
@@ -69,51 +67,20 @@ def compare(model_name: str, metrics=("l2", "l1", "chebyshev"), seeds=(0, 1, 2),
                        "selected_stage": rep.selected_stage, "float_layers": rep.float_layers,
                        "float_mac_share": rep.float_mac_share,
                        "epoch_curve": rep.epoch_curve(), "stages": rep.to_frame().reset_index().to_dict("records")}
-                if cache is not None:
-                    append_cache(cache, key, rec)
+                if store is not None:
+                    store.put(desc, rec)
                 out.append(rec)
                 if on_record is not None:
                     on_record(rec)
     return out
 
 
-def cache_key(model_name: str, method: str, metric: str, v: int, c: int, seed: int, skip, track_test: bool,
-              cfg: LUTBoostConfig) -> str:
-    """A short hash of everything that determines one `compare` record."""
-    desc = json.dumps({"model": model_name, "method": method, "metric": metric, "v": v, "c": c, "seed": seed,
-                       "skip": skip if isinstance(skip, (str, type(None))) else sorted(skip),
-                       "track_test": bool(track_test), "config": cfg.to_dict()}, sort_keys=True, default=str)
-    return hashlib.sha256(desc.encode()).hexdigest()[:20]
-
-
-def read_cache(path: str | Path) -> dict[str, dict]:
-    """{key: record} of a `compare` cache file (missing file: empty; unreadable lines skipped)."""
-    path = Path(path)
-    out: dict[str, dict] = {}
-    if not path.exists():
-        return out
-    for line in path.read_text().splitlines():
-        try:
-            item = json.loads(line)
-            out[item["key"]] = item["record"]
-        except (ValueError, KeyError, TypeError):
-            continue
-    return out
-
-
-def append_cache(path: str | Path, key: str, record: dict) -> None:
-    """Append one record as one line (a single write call, flushed and fsynced)."""
-    import os
-
-    from ..nb.results import _clean
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"key": key, "record": _clean(record)}, sort_keys=True) + "\n"
-    with open(path, "a") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+def run_description(model_name: str, method: str, metric: str, v: int, c: int, seed: int, skip,
+                    track_test: bool, cfg: LUTBoostConfig) -> dict:
+    """Everything that determines one `compare` record (the `RunCache` key)."""
+    return {"model": model_name, "method": method, "metric": metric, "v": v, "c": c,
+            "seed": seed, "skip": skip if isinstance(skip, (str, type(None))) else sorted(skip),
+            "track_test": bool(track_test), "config": cfg.to_dict()}
 
 
 def summarize(records: list[dict]):

@@ -22,6 +22,7 @@ from ..boosting.embeddings import fidelity, sentence_embeddings
 from ..boosting.refit import block_refit
 from ..boosting.runner import lutboost
 from ..boosting.steps import accuracy
+from ..files import cacheable
 from ..vq.calibration import calibrate
 from ..vq.conversion import convert
 from ..zoo.data import load_digits
@@ -30,6 +31,7 @@ from ..zoo.train import VIT_RECIPE, evaluate, pretrained_vit
 from ..zoo.vit import random_shift, regroup_channels
 
 
+@cacheable()
 def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None = None,
                       n_heldout: int | None = None, batch_size: int = 64, max_length: int = 64,
                       ridge: float = 1e-3, max_rows: int = 4096, iters: int = 8,
@@ -49,7 +51,8 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
 
     ``train_sentences`` / ``heldout_sentences``: your own calibration / evaluation text instead of the
     project's corpus (`lutnb.zoo.corpus` has real text from other sources; `lutnb.convert_encoder` is the
-    one-call API for your own encoder). ``return_model=True`` returns ``(row, lut_model)``."""
+    one-call API for your own encoder). ``return_model=True`` returns ``(row, lut_model)``.
+    ``cache=PATH``: reuse the row of an identical earlier call stored there (`lutnb.files.cacheable`)."""
 
     if tokenizer is None or model is None:
         tokenizer, model = load_minilm()
@@ -100,6 +103,7 @@ def _distill_kwargs(kw: dict) -> dict:
     return call
 
 
+@cacheable()
 def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_scale: float = 1.0,
                    lr_scale: float = 1.0, refit: bool = True, fp32_epochs: int | None = None,
                    recipe: str = "distill", regroup: bool = True, distill: dict | None = None,
@@ -116,6 +120,7 @@ def vit_experiment(metric: str, v: int, c: int = 16, seed: int = 0, *, epochs_sc
     plain LUTBoost from its own calibration stage). Epochs x ``epochs_scale``, learning rates x ``lr_scale``.
     ``distill`` may set ``max_shift`` (random +-pixel shifts of the training images, given to
     `distill_classifier` as its ``augment`` hook).
+    ``cache=PATH``: reuse the row of an identical earlier call stored there (`lutnb.files.cacheable`).
     """
 
     if recipe not in ("distill", "lutboost"):

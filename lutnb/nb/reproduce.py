@@ -162,7 +162,7 @@ def run_notebook(path: Path, parameters: dict, out_dir: Path, quiet: bool = True
     pm.execute_notebook(
         str(path), str(out), parameters=parameters, kernel_name="python3", language="python",
         cwd=str(path.parent), progress_bar=bar, log_output=log_output,
-        kernel_manager_class=kernel_manager_class(),
+        kernel_manager_class=kernel_manager_class(), start_timeout=300,  # a loaded machine starts kernels slowly
     )
     return out
 

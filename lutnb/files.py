@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -133,6 +135,26 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"something else){detail}; delete it and write it again (e.g. re-run without resume)") from None
 
 
+def json_safe(obj: Any) -> Any:
+    """`obj` as plain JSON values: numpy and 0-d tensor scalars unwrapped, NaN/inf as None, floats rounded to
+    10 digits, keys as strings."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
+        obj = obj.item()
+    if isinstance(obj, float):
+        if math.isnan(obj) or math.isinf(obj):
+            return None
+        return round(obj, 10)
+    return obj
+
+
 # ------------------------------------------------------------------------------------------- run cache
 class RunCache:
     """Finished runs of a long sweep, one JSON line each: what makes FULL notebook runs resumable.
@@ -170,10 +192,8 @@ class RunCache:
         return None if rec is None else {**rec, "cached": True}
 
     def put(self, desc: dict, record: dict) -> None:
-        from .nb.results import _clean
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps({"key": self.key(desc), "desc": _clean(desc), "record": _clean(record)},
+        line = json.dumps({"key": self.key(desc), "desc": json_safe(desc), "record": json_safe(record)},
                           sort_keys=True, default=str) + "\n"
         with open(self.path, "a") as fh:
             fh.write(line)

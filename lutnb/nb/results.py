@@ -5,32 +5,11 @@ A FULL run (see `lutnb.nb.run`) also writes data/reference_results/NN_name.json,
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..files import atomic_write_bytes, reference_dir, results_dir
+from ..files import atomic_write_bytes, json_safe, reference_dir, results_dir
 from .run import provenance, run_mode
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
-    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
-        obj = obj.item()
-    if isinstance(obj, float):
-        if math.isnan(obj) or math.isinf(obj):
-            return None
-        return round(obj, 10)
-    return obj
 
 
 def write_results(name: str, payload: dict, directory: str | Path | None = None,
@@ -47,7 +26,7 @@ def write_results(name: str, payload: dict, directory: str | Path | None = None,
             raise ValueError(f"write_results({name!r}): the payload already has a 'provenance' key; FULL results "
                              "get theirs from lutnb.nb.run.provenance(): rename that key")
         payload = {**payload, "provenance": provenance()}
-    text = json.dumps(_clean(payload), indent=2, sort_keys=True) + "\n"
+    text = json.dumps(json_safe(payload), indent=2, sort_keys=True) + "\n"
     if is_smoke is False:
         atomic_write_bytes(reference_dir() / f"{name}.json", text.encode())
     return atomic_write_bytes(out / f"{name}.json", text.encode())

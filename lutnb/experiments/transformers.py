@@ -85,7 +85,7 @@ def minilm_experiment(metric: str, v: int, c: int = 16, *, n_train: int | None =
     return (row, lut) if return_model else row
 
 
-# the default ViT recipe (v=4 screening on digits, 1 thread; see tools/run_06_full.py): regroup channels
+# the default ViT recipe (v=4 screening on digits, 1 thread): regroup channels
 # into correlated sub-spaces, block_refit, then distill_classifier with these settings
 VIT_DISTILL = {"epochs": 40, "lr": 2e-3, "codebook_lr_scale": 4.0, "feature_weight": 20.0,
                "layer_feature_weight": 5.0, "kd_weight": 1.0, "kd_temperature": 2.0, "task_weight": 1.0,

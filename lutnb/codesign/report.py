@@ -72,7 +72,7 @@ def accelerator_table(summaries: dict, baseline_summaries: dict) -> pd.DataFrame
 
 def component_groups(breakdown: pd.DataFrame) -> pd.DataFrame:
     """Sum a cost breakdown's area and power by component group (the name before the first underscore;
-    all `dense_unit_*` parts form one group)."""
+    all `dense_unit_*` parts form one group, "dense")."""
     g = breakdown["component"].str.replace(r"^(dense_unit)_.*", r"\1", regex=True).str.split("_").str[0]
     return breakdown.assign(group=g).groupby("group")[["area_mm2", "power_w"]].sum()
 

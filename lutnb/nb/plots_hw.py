@@ -172,7 +172,7 @@ def plot_timeline(ax, tl, title: str, max_tiles: int = 12, xlabel: bool = True):
                 fontsize=7, color="white")
     ax.set_yticks([0.5, 1.5], ["IMM look-ups", "DMA table load"])
     ax.set_ylim(0, 2)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.grid(axis="y", visible=False)
     if xlabel:
         ax.set_xlabel("cycle")
@@ -206,7 +206,7 @@ def plot_breakdown(ax, df, title: str):
     ax.set_xticks(list(x), [str(n) for n in df["layer"]], rotation=90, fontsize=7)
     ax.set_xlim(-0.6, len(df) - 0.4)
     ax.set_ylim(0, max(float(bottom.max()), 1.0) * 1.05)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.0f}"))
     ax.set_ylabel("cycles")
     ax.set_title(title, fontsize=9)
@@ -249,7 +249,7 @@ def plot_loop_orders(orders, work, title_note: str = ""):
             ax.text(v + 0.02 * ax.get_xlim()[1], yi, f"{v:,.0f}" if col == "table_reloads" else f"{v:,.3g}",
                     va="center", fontsize=8)
         if col == "table_reloads":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
         ax.set_title(label, fontsize=9)
         ax.grid(axis="y", visible=False)
     axes[0].set_yticks(y, names)

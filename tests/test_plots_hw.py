@@ -256,3 +256,11 @@ def test_block_diagram_labels_follow_config():
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "L=2 CCUs x c=8 PEs" in texts and "P=4 look-up lanes, Tn=16" in texts
     assert f"table tiles ({cfg.table_tile_bytes} B)" in texts
+
+
+def test_versus_table_rows_per_point_and_matching():
+    t = report.versus_table(_comparisons(), "fp16")
+    assert t.shape == (4, 3) and list(t.columns) == ["power, core", "power, system", "area"]
+    assert (t["power, core"] == 4.0).all()
+    with pytest.raises(ValueError, match="'int2'"):
+        report.versus_table(_comparisons(), "int2")

@@ -162,3 +162,14 @@ def with_seed_spread(measured: pd.DataFrame, records) -> pd.DataFrame:
         return measured.assign(accuracy_std=0.0)
     std = pd.DataFrame(rows).groupby(key)["accuracy"].std(ddof=1).fillna(0.0).rename("accuracy_std").reset_index()
     return measured.merge(std, on=key, how="left").fillna({"accuracy_std": 0.0})
+
+
+def versus_table(comparisons: pd.DataFrame, baseline: str = "int8") -> pd.DataFrame:
+    """LUT-DLA / `baseline` ratios of every compared point, one row per (workload, point, matching), in both
+    power accountings and area: which points win (> 1) and which lose."""
+    sub = comparisons[comparisons.baseline == baseline]
+    if sub.empty:
+        raise ValueError(f"no comparison rows against baseline {baseline!r}")
+    cols = {"power_eff_ratio_core": "power, core", "power_eff_ratio_system": "power, system",
+            "area_eff_ratio": "area"}
+    return sub.set_index(["workload", "point", "matched_by"])[list(cols)].rename(columns=cols)

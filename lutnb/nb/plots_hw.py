@@ -131,6 +131,8 @@ SOURCE_MARKERS = {"lutboost": "o", "single_stage": "s", "kmeans": "^"}
 FACTOR_COLORS = {"ccus": "#4c72b0", "lanes": "#dd8452", "table_tile": "#55a868", "acc_buffer_kb": "#c44e52",
                  "offchip_bytes_per_cycle": "#8172b2", "adder_fanin": "#937860", "table_buffer_kb": "#da8bc3",
                  "clock_mhz": "#8c8c8c"}
+COMPONENT_LABELS = {"ccm": "CCM (distance PEs)", "imm": "IMM (look-up adders)", "pe": "MAC array (dense)",
+                    "sram": "SRAM buffers", "dram": "DRAM (off chip)", "leakage": "leakage", "dense": "dense unit"}
 COMPONENT_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3", "#8c8c8c",
                     "#ccb974", "#64b5cd")
 
@@ -419,7 +421,7 @@ def plot_distance_pe_cost(pe, bits: int = 8, v_for_bits: int = 4,
 
 
 def plot_area_power_breakdown(bars: dict, title: str = "Fig. 14 (cost half): where area and power go, ResNet-18 "
-                                                        "(core power: on chip, + DRAM as its own part)"):
+                                                        "(power: on-chip parts + DRAM = system accounting)"):
     """Figure 14, cost half: horizontal stacked bars from 0, one bar per design (`bars[label]` = a frame indexed
     by component group with area_mm2 and power_w), one colour per component group in both panels."""
     set_style()
@@ -440,5 +442,6 @@ def plot_area_power_breakdown(bars: dict, title: str = "Fig. 14 (cost half): whe
     axes[0].set_yticks(y, [lbl.replace("\n", " ") for lbl in labels], fontsize=8)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    legend_below(fig, [Patch(color=colors[g]) for g in groups], groups, ncol=min(len(groups), 6))
+    legend_below(fig, [Patch(color=colors[g]) for g in groups], [COMPONENT_LABELS.get(g, g) for g in groups],
+                 ncol=min(len(groups), 6))
     return fig

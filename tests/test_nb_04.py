@@ -16,7 +16,7 @@ def test_nb_04_simulate_accelerator(run_notebook):
     assert res["double_buffer_speedup"] > 1.5
     assert res["ls_table_reloads"] == 0 and res["os_table_reloads"] > 0
     for stem in ("fig04_block_diagram", "fig06_dataflow_loop_orders", "fig07_table_swap_timeline",
-                 "fig14_layer_latency_breakdown"):
+                 "fig14b_layer_latency_breakdown"):
         assert f"{stem}.png" in res["_figures"] and f"{stem}.pdf" in res["_figures"]
     assert res["balanced_utilization_224"] >= 0.5 > res["default_utilization_224"]     # the DSE's balance criterion
     assert res["fig06_layer"][2] > 64 and res["fig06_index_reuse_saving"] >= 2         # N > Tn: index reuse shows

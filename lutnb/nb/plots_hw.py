@@ -3,7 +3,9 @@ of the simulator (04), and the co-design figures (05)."""
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
 from ..hw.config import LUTDLAConfig
 from .figures import PALETTE, plt, set_style
@@ -54,8 +56,6 @@ def draw_framework(annotations: dict[str, list[str]] | None = None, title: str =
     return fig
 
 
-STALL_COLORS = {"imm_cycles": "#4c72b0", "stall_bank_conflict": "#c44e52", "stall_table_load": "#8172b2",
-                "stall_offchip_bw": "#dd8452", "stall_fill": "#937860", "stall_fifo_empty": "#55a868"}
 
 
 def _box(ax, x, y, w, h, text, color, fontsize=8):
@@ -79,17 +79,17 @@ def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
          f"{cfg.clock_mhz:g} MHz)", "#eeeeee", 9)
     _box(ax, 0.2, 0.4, 1.3, 3.0, f"activation\nSRAM\n({cfg.activation_bits}-bit)", "#fff2cc")
     ax.add_patch(Rectangle((1.8, 0.3), 3.0, 3.2, fc="#dae8fc", ec="black", lw=1))
-    ax.text(3.3, 3.3, f"CCM: L={cfg.ccus} CCUs x c={cfg.c} PEs ({cfg.metric}, v={cfg.v})", ha="center",
-            fontsize=8, weight="bold")
+    ax.text(3.3, 3.22, f"CCM: L={cfg.ccus} CCUs x c={cfg.c} PEs\n({cfg.metric}, v={cfg.v})", ha="center",
+            va="center", fontsize=7.5, weight="bold")
     shown = min(cfg.ccus, 4)
     for i in range(shown):
         y = 2.6 - i * 0.6
         pes = min(cfg.c, 6)
         for j in range(pes):
-            ax.add_patch(Rectangle((2.0 + j * 0.42, y), 0.36, 0.4, fc="white", ec="black", lw=0.6))
-            ax.text(2.18 + j * 0.42, y + 0.2, "d" if j < pes - 1 or pes == cfg.c else "..", ha="center",
+            ax.add_patch(Rectangle((1.95 + j * 0.38, y), 0.32, 0.4, fc="white", ec="black", lw=0.6))
+            ax.text(2.11 + j * 0.38, y + 0.2, "d" if j < pes - 1 or pes == cfg.c else "..", ha="center",
                     va="center", fontsize=6)
-        ax.text(4.6, y + 0.2, "argmin", fontsize=6, ha="center", va="center")
+        ax.text(4.7, y + 0.2, "argmin", fontsize=6.5, ha="right", va="center")
     if cfg.ccus > shown:
         ax.text(3.3, 0.45, f"... {cfg.ccus - shown} more CCUs", ha="center", fontsize=7)
     depth_cells = min(cfg.fifo_depth, 10)
@@ -97,8 +97,8 @@ def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
         ax.add_patch(Rectangle((5.1 + i * 0.1, 1.6), 0.1, 0.5, fc="#d5e8d4", ec="black", lw=0.5))
     ax.text(5.6, 2.3, f"index FIFO\ndepth {cfg.fifo_depth}\n({cfg.index_bits}-bit)", ha="center", fontsize=7)
     ax.add_patch(Rectangle((6.4, 0.3), 4.4, 3.2, fc="#f8cecc", ec="black", lw=1))
-    ax.text(8.6, 3.3, f"IMM: P={cfg.lanes} look-up lanes, Tn={cfg.table_tile}", ha="center", fontsize=8,
-            weight="bold")
+    ax.text(7.1, 3.25, f"IMM: P={cfg.lanes} look-up lanes, Tn={cfg.table_tile}", ha="left", va="center",
+            fontsize=8, weight="bold")
     for i, name in enumerate(("ping", "pong") if cfg.double_buffer else ("table",)):
         _box(ax, 6.6 + i * 1.4, 2.1, 1.2, 0.9, f"{name}\n{cfg.c}x{cfg.table_tile}\n{cfg.table_bits}-bit",
              "white", 7)
@@ -109,116 +109,339 @@ def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
     _arrow(ax, (1.5, 1.9), (1.8, 1.9))
     _arrow(ax, (4.8, 1.85), (5.1, 1.85))
     _arrow(ax, (6.1, 1.85), (6.6, 1.2))
-    _arrow(ax, (7.9, 3.9), (7.9, 3.0), f"table tiles ({cfg.table_tile_bytes} B)")
+    _arrow(ax, (6.85, 3.9), (6.85, 3.0))
+    ax.text(6.75, 3.7, f"table tiles ({cfg.table_tile_bytes} B)", ha="right", va="center", fontsize=7)
     _arrow(ax, (7.2, 2.1), (7.6, 1.7))
-    ax.set_title("LUT-DLA block diagram drawn from LUTDLAConfig [our hardware model]", fontsize=10)
+    ax.set_title("Fig. 4: LUT-DLA block diagram drawn from LUTDLAConfig [our hardware model]", fontsize=10)
     return fig
 
 
+# ---- one meaning per colour: each mapping below is used by every panel of its figure -------------------
+STALL_COLORS = {"imm_cycles": "#4c72b0", "stall_bank_conflict": "#c44e52", "stall_table_load": "#8172b2",
+                "stall_offchip_bw": "#dd8452", "stall_fill": "#937860", "stall_fifo_empty": "#55a868"}
+STALL_LABELS = {"imm_cycles": "look-ups issued (busy)", "stall_bank_conflict": "stall: bank conflict",
+                "stall_table_load": "stall: table load", "stall_offchip_bw": "stall: off-chip link",
+                "stall_fill": "stall: pipeline fill", "stall_fifo_empty": "stall: index FIFO empty"}
+TIMELINE_COLORS = {"dma": "#dd8452", "imm": "#4c72b0"}
+ORDER_COLORS = {"LS": "#4c72b0", "LS, no index reuse": "#9db4d8", "OS": "#dd8452", "IS": "#55a868"}
+BASELINE_COLORS = {"int8": "#4c72b0", "int4": "#dd8452", "fp16": "#55a868"}
+MATCH_MARKERS = {"area": "o", "throughput": "s"}
+METRIC_STYLES = {"l2": ("o", "-"), "l1": ("s", "-"), "chebyshev": ("^", "--")}
+SOURCE_MARKERS = {"lutboost": "o", "single_stage": "s", "kmeans": "^"}
+FACTOR_COLORS = {"ccus": "#4c72b0", "lanes": "#dd8452", "table_tile": "#55a868", "acc_buffer_kb": "#c44e52",
+                 "offchip_bytes_per_cycle": "#8172b2", "adder_fanin": "#937860", "table_buffer_kb": "#da8bc3",
+                 "clock_mhz": "#8c8c8c"}
+COMPONENT_LABELS = {"ccm": "CCM (distance PEs)", "imm": "IMM (look-up adders)", "pe": "MAC array (dense)",
+                    "sram": "SRAM buffers", "dram": "DRAM (off chip)", "leakage": "leakage", "dense": "dense unit"}
+COMPONENT_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b2", "#937860", "#da8bc3", "#8c8c8c",
+                    "#ccb974", "#64b5cd")
+
+
+def plain_number(x: float, _pos=None) -> str:
+    """Tick label for a log axis: 0.25, 0.5, 1, 2, 40 (no 10^x or 2x10^-1 notation)."""
+    if x <= 0:
+        return ""
+    return f"{x:.3g}" if x < 1000 else f"{x:,.0f}"
+
+
+def set_log_ticks(ax, axis: str = "x", values=None) -> None:
+    """Log scale on `axis` with plain-number labels; `values` fixes the ticks (e.g. the factor multiples)."""
+    getattr(ax, f"set_{axis}scale")("log")
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_locator(FixedLocator(sorted(set(values))) if values is not None else
+                        LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a.set_major_formatter(FuncFormatter(plain_number))
+    a.set_minor_formatter(NullFormatter())
+    if values is not None:
+        a.set_minor_locator(NullLocator())
+
+
+def legend_below(fig, handles, labels, ncol: int | None = None, y: float = 0.0) -> object:
+    """One legend for the whole figure, centred under the panels (it never covers data)."""
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), ncol=ncol or len(labels),
+                      frameon=False, fontsize=9)
+
+
 def plot_timeline(ax, tl, title: str, max_tiles: int = 12, xlabel: bool = True):
-    """Gantt chart of table loads (DMA) and look-up streaming (IMM) per table tile."""
+    """Gantt chart of table loads (DMA) and look-up streaming (IMM) per table tile s."""
     tl = tl.head(max_tiles)
     for _, r in tl.iterrows():
-        ax.broken_barh([(r.dma_start, r.dma_end - r.dma_start)], (1.1, 0.8), fc="#dd8452", ec="black", lw=0.4)
-        ax.broken_barh([(r.imm_start, r.imm_end - r.imm_start)], (0.1, 0.8), fc="#4c72b0", ec="black", lw=0.4)
+        ax.broken_barh([(r.dma_start, r.dma_end - r.dma_start)], (1.1, 0.8), fc=TIMELINE_COLORS["dma"], ec="black",
+                       lw=0.4)
+        ax.broken_barh([(r.imm_start, r.imm_end - r.imm_start)], (0.1, 0.8), fc=TIMELINE_COLORS["imm"], ec="black",
+                       lw=0.4)
         ax.text(r.imm_start + (r.imm_end - r.imm_start) / 2, 0.5, f"s{r.s}", ha="center", va="center",
-                fontsize=6, color="white")
+                fontsize=7, color="white")
     ax.set_yticks([0.5, 1.5], ["IMM look-ups", "DMA table load"])
+    ax.set_ylim(0, 2)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    ax.grid(axis="y", visible=False)
     if xlabel:
         ax.set_xlabel("cycle")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=10, loc="left")
+
+
+def plot_table_swap(tl_single, t_single: dict, tl_double, t_double: dict, max_tiles: int = 12):
+    """Figure 7: table-tile loads and look-up streaming with one table buffer (top) and two (bottom)."""
+    set_style()
+    fig, axes = plt.subplots(2, 1, figsize=(11, 4.4), sharex=True)
+    plot_timeline(axes[0], tl_single, f"single buffer: {t_single['total_cycles']:,} cycles, "
+                  f"{t_single['stall_table_load']:,} exposed table-load cycles", max_tiles, xlabel=False)
+    plot_timeline(axes[1], tl_double, f"double buffer (ping-pong): {t_double['total_cycles']:,} cycles, "
+                  f"{t_double['stall_table_load'] + t_double['stall_offchip_bw']:,} exposed load + link cycles",
+                  max_tiles)
+    handles = [Patch(fc=TIMELINE_COLORS[k], ec="black", lw=0.4) for k in ("dma", "imm")]
+    fig.suptitle(f"Fig. 7: table swaps, first {max_tiles} table tiles s (our simulator)", fontsize=11)
+    fig.tight_layout()
+    legend_below(fig, handles, ["DMA loads table tile s", "IMM streams rows through tile s"])
+    return fig
 
 
 def plot_breakdown(ax, df, title: str):
-    """Stacked bars: each layer's cycles split into busy, bank conflicts, table loads, stalls, fill."""
-    bottom = None
-    x = range(len(df))
+    """Stacked bars from 0: each layer's cycles split into busy look-ups and the named stall causes."""
+    bottom = np.zeros(len(df))
+    x = np.arange(len(df))
     for col, color in STALL_COLORS.items():
-        vals = df[col].to_numpy()
-        ax.bar(x, vals, bottom=bottom, color=color, label=col.replace("_cycles", " (busy)").replace("stall_", ""))
-        bottom = vals if bottom is None else bottom + vals
-    ax.set_xticks(list(x), [str(n) for n in df["layer"]], rotation=90, fontsize=6)
+        vals = df[col].to_numpy(dtype=float)
+        ax.bar(x, vals, bottom=bottom, color=color, label=STALL_LABELS[col], width=0.8)
+        bottom = bottom + vals
+    ax.set_xticks(list(x), [str(n) for n in df["layer"]], rotation=90, fontsize=7)
+    ax.set_xlim(-0.6, len(df) - 0.4)
+    ax.set_ylim(0, max(float(bottom.max()), 1.0) * 1.05)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:,.0f}"))
     ax.set_ylabel("cycles")
     ax.set_title(title, fontsize=9)
 
 
+def plot_latency_breakdowns(panels, width_ratios=None, title: str = ""):
+    """Figure 14 (latency half): one stacked-bar panel per (per-layer DataFrame, title), one shared legend."""
+    set_style()
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.6), gridspec_kw={"width_ratios": width_ratios}
+                             if width_ratios else None, squeeze=False)
+    for ax, (df, t) in zip(axes[0], panels):
+        plot_breakdown(ax, df, t)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    handles = [Patch(color=c) for c in STALL_COLORS.values()]
+    legend_below(fig, handles, list(STALL_LABELS.values()), y=-0.01)
+    return fig
+
+
 def plot_loop_orders(orders, work, title_note: str = ""):
-    """Figure 6: table reloads, off-chip + on-chip traffic, CCM encodes and accumulator size per loop order."""
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
-    panels = (("table_reloads", 1, "table reloads (count)", "#dd8452"),
-              ("total_traffic_bytes", 1e6, "tables + activations + indices (MB)", "#4c72b0"),
-              ("ccm_encodes", 1e6, "CCM encodes (millions)", "#8172b2"),
-              ("accumulator_bytes", 1e3, "accumulator buffer (kB)", "#55a868"))
-    for ax, (col, scale, label, color) in zip(axes, panels):
-        ax.bar(range(len(orders)), orders[col] / scale, color=color)
-        ax.set_xticks(range(len(orders)), list(orders["order"]), rotation=25, ha="right", fontsize=7)
-        ax.set_ylabel(label, fontsize=8)
-    fig.suptitle(f"Loop orders on {work.name} (M={work.M}, K={work.K}, N={work.N}){title_note}", fontsize=10)
+    """Figure 6: table reloads, off-chip + on-chip traffic, CCM encodes and accumulator size per loop order.
+
+    One colour per loop order in every panel; horizontal bars from 0 with the value printed at the bar's end."""
+    set_style()
+    panels = (("table_reloads", 1, "table reloads (count)"),
+              ("total_traffic_bytes", 1e6, "tables + activations + indices (MB)"),
+              ("ccm_encodes", 1e6, "CCM encodes (millions)"),
+              ("accumulator_bytes", 1e3, "accumulator buffer (kB)"))
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.0), sharey=True)
+    names = list(orders["order"])
+    y = np.arange(len(names))[::-1]
+    colors = [ORDER_COLORS.get(o, "0.5") for o in names]
+    for ax, (col, scale, label) in zip(axes, panels):
+        vals = orders[col].to_numpy(dtype=float) / scale
+        ax.barh(y, vals, color=colors, height=0.65)
+        top = float(vals.max()) if len(vals) else 1.0
+        ax.set_xlim(0, (top if top > 0 else 1.0) * 1.3)
+        for yi, v in zip(y, vals):
+            ax.text(v + 0.02 * ax.get_xlim()[1], yi, f"{v:,.0f}" if col == "table_reloads" else f"{v:,.3g}",
+                    va="center", fontsize=8)
+        if col == "table_reloads":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10], min_n_ticks=1))
+        ax.set_title(label, fontsize=9)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y, names)
+    fig.suptitle(f"Fig. 6: loop orders on {work.name} (M={work.M}, K={work.K}, N={work.N}){title_note}; "
+                 "closed-form counts, our model", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_one_factor(curves, base: dict, metrics=(("tops_per_w_core", "core TOPS/W"),
-                                                 ("tops_per_w", "system TOPS/W"),
+def plot_one_factor(curves, base: dict, metrics=(("tops_per_w_core", "core TOPS/W (on chip)"),
+                                                 ("tops_per_w", "system TOPS/W (+ DRAM)"),
                                                  ("tops_per_mm2", "TOPS/mm$^2$"),
-                                                 ("utilization", "IMM lane utilisation"))):
-    """Figure 11: one-factor-at-a-time curves around a base design; one panel per metric, one line per factor
-    (x = the factor's value as a multiple of its base value, so every factor shares the axis)."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4))
+                                                 ("utilization", "IMM lanes busy (%)")),
+                    title: str = "Fig. 11: one hardware factor at a time around the balanced design "
+                                 "(ResNet-18, our 45 nm cost model)"):
+    """Figure 11: one-factor-at-a-time curves around a base design; one panel per metric, one colour per factor
+    in every panel, x = the factor's value over its base value (log scale), one legend under the panels."""
+    set_style()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.4))
+    axes = np.atleast_1d(axes)
     factors = list(dict.fromkeys(curves["factor"]))
-    colors = plt.get_cmap("tab10")
+    multiples = sorted({float(v) / base[f] for f in factors for v in curves.loc[curves["factor"] == f, "value"]})
+    handles = []
     for ax, (col, label) in zip(axes, metrics):
+        scale = 100.0 if col == "utilization" else 1.0
         for i, f in enumerate(factors):
             g = curves[curves["factor"] == f].sort_values("value")
-            ax.plot(g["value"] / base[f], g[col], "o-", color=colors(i), label=f"{f} (base {base[f]:g})", ms=3)
-        ax.axvline(1.0, color="0.6", lw=0.8)
-        ax.set(xscale="log", xlabel="factor value / base value", ylabel=label)
-        if col == "utilization":
-            ax.set_ylim(0, 1.05)
-    axes[0].legend(fontsize=6)
-    fig.suptitle("One factor at a time around the balanced design (ResNet-18, our cost model)", fontsize=10)
+            (h,) = ax.plot(g["value"] / base[f], g[col] * scale, "o-", ms=3.5, lw=1.4,
+                           color=FACTOR_COLORS.get(f, COMPONENT_COLORS[i % len(COMPONENT_COLORS)]))
+            if ax is axes[0]:
+                handles.append(h)
+        ax.axvline(1.0, color="0.5", lw=0.8, ls="--")
+        set_log_ticks(ax, "x", [m for m in multiples if m >= min(multiples)])
+        ax.set_xlabel("value / balanced value (log)")
+        ax.set_title(label, fontsize=10)
+        ax.set_ylim(0, 105 if col == "utilization" else None)
+        if col != "utilization":
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.05)
+            ax.ticklabel_format(axis="y", useOffset=False)
+        plt.setp(ax.get_xticklabels(), rotation=0, fontsize=8)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    legend_below(fig, handles, [f"{f} (balanced: {base[f]:g})" for f in factors], ncol=min(len(factors), 3))
     return fig
 
 
-def plot_accuracy_vs_efficiency(points, label: str):
-    """Figure 12: measured accuracy (stored records, labelled source and mode) against core TOPS/W and TOPS/mm^2.
+def plot_accuracy_vs_efficiency(points, title: str = "Fig. 12: measured test accuracy against efficiency of the "
+                                                     "balanced hardware (our cost model)"):
+    """Figure 12: measured accuracy (stored records) against core TOPS/W and TOPS/mm^2.
 
-    `points`: rows with tops_per_w_core, tops_per_mm2, accuracy, metric, v, c; `label` names the accuracy's
-    source (e.g. "LUTBoost test accuracy, digits CNN, SMOKE run")."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, col, xl in ((axes[0], "tops_per_w_core", "core TOPS/W"), (axes[1], "tops_per_mm2", "TOPS/mm$^2$")):
-        for m, g in points.groupby("metric"):
-            ax.scatter(g[col], g["accuracy"], s=18, color=PALETTE.get(m, "k"), label=m)
-            for _, r in g.iterrows():
-                ax.annotate(f"v{r['v']} c{r['c']}", (r[col], r["accuracy"]), fontsize=6,
-                            xytext=(2, 2), textcoords="offset points")
-        ax.set(xlabel=xl, ylabel=label, xscale="log")
-    axes[0].legend(fontsize=7)
+    `points`: rows with model, source, metric, v, c, accuracy (a fraction), tops_per_w_core, tops_per_mm2 and
+    optionally n_seeds and accuracy_std (error bars where more than one seed). Colour = distance metric,
+    marker = conversion mode (source); one row of panels per model."""
+    set_style()
+    models = sorted(set(points["model"]))
+    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.4 * len(models)), squeeze=False)
+    for row, model in zip(axes, models):
+        sub = points[points["model"] == model]
+        for ax, col, xl in ((row[0], "tops_per_w_core", "core TOPS/W (on chip, log)"),
+                            (row[1], "tops_per_mm2", "TOPS/mm$^2$ (log)")):
+            for (m, src), g in sub.groupby(["metric", "source"]):
+                err = g["accuracy_std"] * 100 if "accuracy_std" in g else None
+                ax.errorbar(g[col], g["accuracy"] * 100, yerr=err, fmt=SOURCE_MARKERS.get(src, "D"), ms=5,
+                            color=PALETTE.get(m, "k"), capsize=2, lw=1, ls="none", alpha=0.85)
+            # one label per (v, c), at its most accurate point: L1 and Chebyshev cost nearly the same, so their
+            # points share an x position and per-point labels would print on top of each other
+            for (v, c), g in sub.groupby(["v", "c"]):
+                r = g.loc[g["accuracy"].idxmax()]
+                ax.annotate(f"v{v},c{c}", (r[col], r["accuracy"] * 100), fontsize=7, xytext=(0, 7),
+                            textcoords="offset points", ha="center", color="0.25")
+            set_log_ticks(ax, "x")
+            ax.set(xlabel=xl, ylabel="test accuracy (%)")
+            ax.set_title(model, fontsize=10, loc="left")
+    metrics = sorted(set(points["metric"]))
+    sources = sorted(set(points["source"]))
+    handles = [Line2D([], [], color=PALETTE.get(m, "k"), marker="o", ls="none") for m in metrics]
+    handles += [Line2D([], [], color="0.3", marker=SOURCE_MARKERS.get(s, "D"), ls="none") for s in sources]
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    legend_below(fig, handles, [f"metric: {m}" for m in metrics] + [f"conversion: {s}" for s in sources],
+                 ncol=min(len(handles), 6))
     return fig
 
 
-def plot_baseline_ratios(cmp, paper_power, paper_area):
-    """Figure 13: LUT-DLA / baseline ratios, core and system power efficiency and area efficiency, at equal area
-    and at equal throughput (one group of bars per matching, one bar per baseline)."""
-    cols = (("power_eff_ratio_core", "power eff. ratio, core", paper_power),
-            ("power_eff_ratio_system", "power eff. ratio, system", paper_power),
-            ("area_eff_ratio", "area eff. ratio", paper_area))
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    groups = list(cmp[["workload", "point", "matched_by"]].drop_duplicates().itertuples(index=False))
+def plot_no_records(message: str):
+    """A figure that says why it is empty (no stored records), instead of plotting a proxy as if measured."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(8, 2.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=10, wrap=True)
+    return fig
+
+
+def plot_baseline_ratios(cmp, paper_power, paper_area,
+                         title: str = "Fig. 13: LUT-DLA / dense baseline efficiency, balanced design (our cost model)"):
+    """Figure 13: LUT-DLA / baseline ratios as dots on a log axis (no truncated bars): core power efficiency,
+    system power efficiency and area efficiency. Rows = (workload, matching); colour = baseline precision in
+    every panel; the shaded band is the paper's reported range; the line at 1 is parity."""
+    set_style()
+    cols = (("power_eff_ratio_core", "power efficiency, core (on chip)", paper_power),
+            ("power_eff_ratio_system", "power efficiency, system (+ DRAM)", paper_power),
+            ("area_eff_ratio", "area efficiency (TOPS/mm$^2$)", paper_area))
+    groups = list(cmp[["workload", "matched_by"]].drop_duplicates().itertuples(index=False))
     precs = list(dict.fromkeys(cmp["baseline"]))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 1.2 + 0.62 * len(groups) * 1.4), sharey=True)
+    y = np.arange(len(groups))[::-1].astype(float)
+    offsets = {p: (i - (len(precs) - 1) / 2) * 0.22 for i, p in enumerate(precs)}
     for ax, (col, label, (lo, hi)) in zip(axes, cols):
-        x = np.arange(len(groups))
-        for i, prec in enumerate(precs):
-            vals = [float(cmp[(cmp.workload == w) & (cmp.point == p) & (cmp.matched_by == mb)
-                              & (cmp.baseline == prec)][col].iloc[0]) for w, p, mb in groups]
-            ax.bar(x + (i - (len(precs) - 1) / 2) * 0.8 / len(precs), vals, 0.8 / len(precs), label=prec.upper())
-        ax.axhspan(lo, hi, color="0.88", zorder=0, label="paper's range")
-        ax.axhline(1.0, color="k", lw=0.8)
-        ax.set_xticks(x, [f"{w}\n{p}\nequal {mb}" for w, p, mb in groups], fontsize=6)
-        ax.set(yscale="log", ylabel=f"{label} (LUT-DLA / baseline)")
-    axes[0].legend(fontsize=7)
-    fig.suptitle("LUT-DLA against dense baselines: core (on-chip) and system (+ DRAM) accountings", fontsize=10)
+        vals_all = cmp[col].to_numpy(dtype=float)
+        ax.axvspan(lo, hi, color="0.9", zorder=0)
+        ax.axvline(1.0, color="k", lw=0.9, zorder=1)
+        for prec in precs:
+            for yi, (w, mb) in zip(y, groups):
+                v = cmp[(cmp.workload == w) & (cmp.matched_by == mb) & (cmp.baseline == prec)][col]
+                for val in v:
+                    ax.plot([1.0, val], [yi + offsets[prec]] * 2, color=BASELINE_COLORS.get(prec, "0.4"), lw=1,
+                            zorder=2)
+                    ax.plot(val, yi + offsets[prec], "o", ms=7, color=BASELINE_COLORS.get(prec, "0.4"), zorder=3)
+        span = np.concatenate([vals_all, [lo, hi, 1.0]])
+        ax.set_xlim(span.min() / 1.5, span.max() * 1.5)
+        set_log_ticks(ax, "x")
+        ax.set_xlabel("LUT-DLA / baseline (log); > 1: LUT-DLA better")
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y, [f"{w}\nequal {mb}" for w, mb in groups])
+    axes[0].set_ylim(y.min() - 0.6, y.max() + 0.6)
+    handles = [Line2D([], [], color=BASELINE_COLORS.get(p, "0.4"), marker="o", ls="none") for p in precs]
+    handles.append(Patch(color="0.9"))
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    legend_below(fig, handles, [f"vs {p.upper()} array" for p in precs] + ["paper's reported range"])
+    return fig
+
+
+def plot_distance_pe_cost(pe, bits: int = 8, v_for_bits: int = 4,
+                          title: str = "Fig. 5: distance PE cost per metric at 45 nm (our component model)"):
+    """Figure 5: area and energy of one distance PE against v (at `bits`), and area against activation bits
+    (at v=`v_for_bits`); one colour and marker per metric in every panel, v and bits on log2 axes with
+    integer ticks."""
+    set_style()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    metrics = list(dict.fromkeys(pe["metric"]))
+    handles = []
+    for m in metrics:
+        marker, ls = METRIC_STYLES.get(m, ("o", "-"))
+        style = {"color": PALETTE.get(m, "k"), "marker": marker, "ls": ls, "ms": 5}
+        sb = pe[(pe.metric == m) & (pe.bits == bits)].sort_values("v")
+        (h,) = axes[0].plot(sb.v, sb.area_um2, **style)
+        handles.append(h)
+        axes[1].plot(sb.v, sb.energy_pj, **style)
+        sv = pe[(pe.metric == m) & (pe.v == v_for_bits)].sort_values("bits")
+        axes[2].plot(sv.bits, sv.area_um2, **style)
+    panels = ((axes[0], "v", f"v (sub-vector length, {bits}-bit activations)", "area per PE (µm$^2$, log)"),
+              (axes[1], "v", f"v (sub-vector length, {bits}-bit activations)", "energy per evaluation (pJ, log)"),
+              (axes[2], "bits", f"activation bits (v = {v_for_bits})", "area per PE (µm$^2$, log)"))
+    for ax, xcol, xl, yl in panels:
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(sorted(set(pe[xcol]))))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _p: f"{x:.0f}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+        set_log_ticks(ax, "y")
+        ax.set(xlabel=xl, ylabel=yl)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    legend_below(fig, handles, metrics)
+    return fig
+
+
+def plot_area_power_breakdown(bars: dict, title: str = "Fig. 14 (cost half): where area and power go, ResNet-18 "
+                                                        "(power: on-chip parts + DRAM = system accounting)"):
+    """Figure 14, cost half: horizontal stacked bars from 0, one bar per design (`bars[label]` = a frame indexed
+    by component group with area_mm2 and power_w), one colour per component group in both panels."""
+    set_style()
+    labels = list(bars)
+    groups = sorted(set().union(*(b.index for b in bars.values())))
+    colors = {g: COMPONENT_COLORS[i % len(COMPONENT_COLORS)] for i, g in enumerate(groups)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.9 + 0.45 * len(labels)), sharey=True)
+    y = np.arange(len(labels))[::-1]
+    for ax, col, xl in ((axes[0], "area_mm2", "area (mm$^2$)"), (axes[1], "power_w", "power (W)")):
+        left = np.zeros(len(labels))
+        for g in groups:
+            vals = np.array([float(b[col].get(g, 0.0)) for b in bars.values()])
+            ax.barh(y, vals, left=left, color=colors[g], height=0.7)
+            left += vals
+        ax.set_xlim(0, left.max() * 1.05 if left.max() > 0 else 1)
+        ax.set_xlabel(xl)
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks(y, [lbl.replace("\n", " ") for lbl in labels], fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    legend_below(fig, [Patch(color=colors[g]) for g in groups], [COMPONENT_LABELS.get(g, g) for g in groups],
+                 ncol=min(len(groups), 6))
     return fig

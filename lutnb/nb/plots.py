@@ -74,6 +74,18 @@ def plot_voronoi(ax, points: np.ndarray, codebook: np.ndarray, metric: str, res:
     ax.set_ylabel("x[1]")
 
 
+def plot_voronoi_panels(points: np.ndarray, codebooks: dict):
+    """One `plot_voronoi` panel per metric: codebooks = {metric: (c, 2) centroids of the same 2-D points}."""
+    if not codebooks:
+        raise ValueError("codebooks: give {metric: (c, 2) array} for at least one metric")
+    set_style()
+    fig, axes = plt.subplots(1, len(codebooks), figsize=(4 * len(codebooks), 3.6), squeeze=False)
+    for ax, (metric, cb) in zip(axes[0], codebooks.items()):
+        plot_voronoi(ax, points, cb, metric)
+    fig.tight_layout()
+    return fig
+
+
 def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | None = None):
     """Figure 2: a LUT GEMM from a real small example: sub-vectors, centroids, indices, one table, the sums."""
     set_style()
@@ -298,7 +310,8 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
                 ax.set_visible(False)
                 continue
             sns.lineplot(data=sub, x="epoch", y="test_acc", style="method", style_order=methods,
-                         dashes=METHOD_DASHES, color=PALETTE.get(metric, "k"), errorbar=err, err_kws={"alpha": 0.2},
+                         dashes=METHOD_DASHES, color=PALETTE.get(metric, "k"),
+                         errorbar=err if sub.seed.nunique() > 1 else None, err_kws={"alpha": 0.2},
                          marker="o", markersize=3.5, markeredgewidth=0, legend=False, ax=ax)
             fp = sub.groupby("seed").fp32_acc.first()
             ax.axhline(fp.mean(), color=PALETTE["fp32"], ls=":", lw=1.2)
@@ -353,7 +366,7 @@ def plot_accuracy_vs_bits(df: pd.DataFrame, title: str = ""):
         ax.set_xlabel("bits per activation, log2(c)/v  [(v, c) below]")
         ax.set_ylabel("test accuracy (%), INT8 tables")
         n = int(df[df.model == model].seed.nunique())
-        ax.set_title(f"{model} ({n} seed{'s' if n > 1 else ''}: mean ± 1 sd)")
+        ax.set_title(f"{model} ({n} seeds: mean ± 1 sd)" if n > 1 else f"{model} (1 seed: no error bar)")
     handles = [Line2D([], [], color=PALETTE.get(m, "k"), lw=1.5, label=m) for m in metrics]
     handles += [Line2D([], [], color="grey", marker=V_MARKERS.get(v, "D"), ls="", label=f"v = {v}")
                 for v in sorted(set(df.v))]

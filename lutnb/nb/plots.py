@@ -301,7 +301,7 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
     metrics = [m for m in METRIC_ORDER if m in set(df.metric)] + sorted(set(df.metric) - set(METRIC_ORDER))
     methods = [m for m in METHOD_DASHES if m in set(df.method)]
     fig, axes = plt.subplots(len(models), len(metrics), figsize=(3.6 * len(metrics) + 0.6, 3.0 * len(models) + 0.4),
-                             squeeze=False, sharex=True, sharey="row")
+                             squeeze=False, sharex=True, sharey="row", layout="constrained")
     for i, model in enumerate(models):
         for j, metric in enumerate(metrics):
             ax = axes[i][j]
@@ -325,9 +325,8 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
                Line2D([], [], color=PALETTE["fp32"], ls=":", label="fp32 (mean over seeds)"),
                plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.25,
                              label=f"band: {BANDS[band]}" if df.seed.nunique() > 1 else "one seed: no band")]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=8.5)
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8.5)
     fig.suptitle(title or "LUTBoost vs single-stage conversion at equal epochs (line: mean over seeds)")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 
@@ -343,7 +342,8 @@ def plot_accuracy_vs_bits(df: pd.DataFrame, title: str = ""):
     metrics = [m for m in METRIC_ORDER if m in set(df.metric)] + sorted(set(df.metric) - set(METRIC_ORDER))
     g = (df.groupby(["model", "metric", "v", "c", "bits"], sort=False)
          .agg(mean=("lut_acc", "mean"), sd=("lut_acc", "std"), seeds=("seed", "nunique")).reset_index())
-    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.6 * len(models) + 1.8, 4.4), squeeze=False,
+                             layout="constrained")
     offsets = {m: 2 ** (0.035 * (k - (len(metrics) - 1) / 2)) for k, m in enumerate(metrics)}  # dodge on log2 x
     for ax, model in zip(axes[0], models):
         s = g[g.model == model]
@@ -371,9 +371,8 @@ def plot_accuracy_vs_bits(df: pd.DataFrame, title: str = ""):
     handles += [Line2D([], [], color="grey", marker=V_MARKERS.get(v, "D"), ls="", label=f"v = {v}")
                 for v in sorted(set(df.v))]
     handles.append(Line2D([], [], color=PALETTE["fp32"], ls=":", label="fp32 (mean; shade ± 1 sd)"))
-    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8.5)
+    fig.legend(handles=handles, loc="outside right center", fontsize=8.5)
     fig.suptitle(title or "Accuracy against bits per activation (LUTBoost, INT8 tables)")
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 

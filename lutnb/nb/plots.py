@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from ..vq.distances import encode
 from .figures import METRIC_ORDER, PALETTE, plt, set_style
@@ -44,15 +44,20 @@ def plot_scalar_vs_vq(df, title: str = ""):
         for v, s2 in sub.groupby("v"):
             s2 = s2.sort_values("bits_per_activation")
             ax.plot(s2.bits_per_activation, s2.rel_error, marker=markers.get(v, "o"), ls=":", color=PALETTE[metric],
-                    alpha=0.85, label=f"VQ {metric}, v={v}")
+                    alpha=0.85)
     ax.axvline(1.0, color="grey", lw=0.8, ls="--")
     ax.text(1.0, ax.get_ylim()[1] * 0.98, " 1 bit", va="top", color="grey")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda b, _: f"{b:g}"))
     ax.set_xlabel("bits per activation element (VQ: log2(c)/v)")
     ax.set_ylabel("relative output error ||ΔY|| / ||Y||")
     ax.set_title(title or "Scalar vs vector quantization of a layer's activations")
-    ax.legend(fontsize=7, ncol=1, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    handles = [Line2D([], [], color="k", marker="s", label="scalar INT-b (MSE-optimal clip)")]
+    handles += [Line2D([], [], color=PALETTE[m], ls=":", lw=2, label=f"VQ, {m}") for m in dict.fromkeys(vq.metric)]
+    handles += [Line2D([], [], color="grey", marker=markers.get(v, "o"), ls="", label=f"VQ, v = {v}")
+                for v in sorted(set(vq.v))]
+    ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 
@@ -86,51 +91,84 @@ def plot_voronoi_panels(points: np.ndarray, codebooks: dict):
     return fig
 
 
+def _int_ticks(ax, n_rows: int, n_cols: int) -> None:
+    """Integer ticks on both axes of an `imshow` panel (cell centres)."""
+    ax.set_xticks(range(n_cols))
+    ax.set_yticks(range(n_rows))
+    ax.grid(False)
+
+
 def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | None = None):
-    """Figure 2: a LUT GEMM from a real small example: sub-vectors, centroids, indices, one table, the sums."""
+    """Figure 2: a LUT GEMM from a real small example, in reading order: (a) nearest-centroid regions of one
+    2-D sub-space (if ``points2d``), (b) the activations X split into sub-vectors, (c) their indices, (d) one
+    table, (e) row 0 worked out as a sum of look-ups, (f) look-up sums against the exact X W^T."""
     set_style()
-    ncols = 4 if points2d is None else 5
-    fig = plt.figure(figsize=(3.2 * ncols, 3.6))
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    k = 0
+    fig, axes = plt.subplots(2, 3, figsize=(13.5, 8.2), layout="constrained")
+    (pa, pb, pc), (pd_, pe, pf) = axes
     if points2d is not None:
         metric = ex.metric
-        plot_voronoi(axes[0], points2d, codebooks2d[metric], metric)
-        axes[0].set_title(f"(a) sub-space 0: nearest centroid ({metric})")
-        k = 1
+        plot_voronoi(pa, points2d, codebooks2d[metric], metric)
+        pa.set_title(f"(a) one 2-D sub-space, c = {len(codebooks2d[metric])}:\nnearest centroid ({metric})")
+        pa.set_xlabel("activation x[0]")
+        pa.set_ylabel("activation x[1]")
+    else:
+        pa.set_visible(False)
     x = ex.x.numpy()
-    ax = axes[k]
-    im = ax.imshow(x, cmap="viridis", aspect="auto")
-    for s in range(1, ex.codebooks.shape[0]):
-        ax.axvline(s * ex.v - 0.5, color="w", lw=2)
-    ax.set_title(f"({chr(97 + k)}) activations X: {x.shape[0]} rows,\nK={x.shape[1]} split into v={ex.v}")
-    ax.set_xlabel("k")
-    ax.set_ylabel("row m")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = axes[k + 1]
+    S = ex.codebooks.shape[0]
+    im = pb.imshow(x, cmap="viridis", aspect="auto")
+    _int_ticks(pb, *x.shape)
+    for s in range(1, S):
+        pb.axvline(s * ex.v - 0.5, color="w", lw=2.5)
+    pb.set_title(f"(b) activations X ({x.shape[0]} rows, K = {x.shape[1]}),\n"
+                 f"split into S = {S} sub-vectors of v = {ex.v}")
+    pb.set_xlabel("input k")
+    pb.set_ylabel("row m")
+    fig.colorbar(im, ax=pb, shrink=0.85, label="activation")
     idx = ex.idx.numpy()
-    ax.imshow(idx, cmap="tab10", aspect="auto", vmin=0, vmax=max(9, ex.c - 1))
+    pc.imshow(idx, cmap="Pastel1", aspect="auto", vmin=0, vmax=8)
+    _int_ticks(pc, *idx.shape)
     for (i, j), val in np.ndenumerate(idx):
-        ax.text(j, i, str(val), ha="center", va="center", fontsize=9)
-    ax.set_title(f"({chr(98 + k)}) indices idx[m, s]\n(c={ex.c} centroids per sub-space)")
-    ax.set_xlabel("sub-space s")
-    ax.set_ylabel("row m")
-    ax = axes[k + 2]
+        pc.text(j, i, str(val), ha="center", va="center", fontsize=10)
+    pc.set_title(f"(c) indices idx[m, s]: nearest of c = {ex.c}\ncentroids, {np.log2(ex.c):g} bits per sub-vector")
+    pc.set_xlabel("sub-space s")
+    pc.set_ylabel("row m")
     t0 = ex.tables[0].numpy()
-    im = ax.imshow(t0, cmap="coolwarm", aspect="auto", vmin=-np.abs(t0).max(), vmax=np.abs(t0).max())
-    ax.set_title("(%s) table T_0[j, n] = C_0[j]·W[n, 0]" % chr(99 + k))
-    ax.set_xlabel("output n")
-    ax.set_ylabel("centroid j")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax = axes[k + 3]
+    lim = float(np.abs(t0).max()) or 1.0
+    im = pd_.imshow(t0, cmap="coolwarm", aspect="auto", vmin=-lim, vmax=lim)
+    _int_ticks(pd_, *t0.shape)
+    pd_.set_title("(d) table of sub-space 0, built offline:\nT_0[j, n] = C_0[j] · W[n, sub-vector 0]")
+    pd_.set_xlabel("output n")
+    pd_.set_ylabel("centroid j")
+    fig.colorbar(im, ax=pd_, shrink=0.85, label="table entry")
+    parts = np.stack([ex.tables[s, int(ex.idx[0, s])].numpy() for s in range(S)])  # (S, N)
+    n_out = parts.shape[1]
+    bottom_pos, bottom_neg = np.zeros(n_out), np.zeros(n_out)
+    colors = plt.get_cmap("Pastel1")
+    for s in range(S):
+        part = parts[s]
+        base = np.where(part >= 0, bottom_pos, bottom_neg)
+        pe.bar(range(n_out), part, bottom=base, color=colors(int(ex.idx[0, s]) % 9), edgecolor="k", lw=0.6,
+               label=f"T_{s}[{int(ex.idx[0, s])}]")
+        bottom_pos += np.clip(part, 0, None)
+        bottom_neg += np.clip(part, None, 0)
+    pe.scatter(range(n_out), parts.sum(0), marker="_", s=300, color="k", zorder=3, label="sum (look-up)")
+    pe.scatter(range(n_out), ex.y_exact[0].numpy(), marker="x", s=50, color=PALETTE["task"], zorder=4,
+               label="exact X W^T")
+    pe.axhline(0, color="k", lw=0.8)
+    pe.set_xticks(range(n_out))
+    pe.set_xlabel("output n")
+    pe.set_ylabel("value")
+    pe.set_title(f"(e) row m = 0: Y[0, n] = Σ_s T_s[idx[0, s], n],\n{S} look-ups and adds per output")
+    pe.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ye, yl = ex.y_exact.numpy().ravel(), ex.y_lut.numpy().ravel()
-    ax.scatter(ye, yl, s=14, c=PALETTE.get(ex.metric, "C0"))
-    lim = [min(ye.min(), yl.min()), max(ye.max(), yl.max())]
-    ax.plot(lim, lim, "k--", lw=0.8)
-    ax.set_title("(%s) Y = Σ_s T_s[idx] vs exact X W^T" % chr(100 + k))
-    ax.set_xlabel("exact")
-    ax.set_ylabel("look-up sum")
-    fig.tight_layout()
+    pf.scatter(ye, yl, s=16, c=PALETTE.get(ex.metric, "C0"))
+    lo, hi = min(ye.min(), yl.min()), max(ye.max(), yl.max())
+    pf.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="y = x")
+    pf.set_aspect("equal", adjustable="datalim")
+    pf.set_title(f"(f) all {ye.size} outputs: look-up sum vs exact;\nthe gap is the quantization of X")
+    pf.set_xlabel("exact X W^T")
+    pf.set_ylabel("look-up sum")
+    pf.legend(loc="upper left", fontsize=8)
     return fig
 
 

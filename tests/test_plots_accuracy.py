@@ -146,3 +146,51 @@ def test_fig06b_dots_bands_and_heldout_source():
     assert any("held-out source" in t.get_text() for t in fig.legends[0].get_texts())
     with pytest.raises(ValueError, match="drop_pt"):
         plots.plot_transformer_fidelity(mini, [{k: v for k, v in r.items() if k != "drop_pt"} for r in vit])
+
+
+def _lut_gemm_example():
+    from types import SimpleNamespace
+
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    M, K, N, v, c = 6, 8, 5, 2, 4
+    S = K // v
+    x = torch.relu(torch.randn(M, K, generator=g))
+    W = torch.randn(N, K, generator=g)
+    cb = torch.rand(S, c, v, generator=g)
+    tables = torch.einsum("scv,nsv->scn", cb, W.reshape(N, S, v))
+    idx = ((x.reshape(M, S, 1, v) - cb[None]) ** 2).sum(-1).argmin(-1)
+    y_lut = sum(tables[s, idx[:, s]] for s in range(S))
+    return SimpleNamespace(x=x, idx=idx, tables=tables, codebooks=cb, v=v, c=c, metric="l1", y_exact=x @ W.T,
+                           y_lut=y_lut, weight=W)
+
+
+def test_fig02_integer_ticks_and_row_zero_as_a_sum_of_lookups():
+    ex = _lut_gemm_example()
+    pts = np.random.default_rng(0).random((50, 2))
+    fig = plots.plot_lut_gemm(ex, pts, {"l1": pts[:4]})
+    pa, pb, pc, pd_, pe, pf = fig.axes[:6]
+    for ax in (pb, pc, pd_):  # heatmaps of integer-indexed things: one tick per cell, no fractions
+        ticks = list(ax.get_xticks()) + list(ax.get_yticks())
+        assert all(float(t).is_integer() for t in ticks)
+    assert list(pd_.get_yticks()) == list(range(ex.c))
+    # (e): the look-up parts of row 0 add up to the look-up output of row 0
+    sums = [c for c in pe.collections if len(c.get_offsets()) == ex.y_lut.shape[1]]
+    assert any(np.allclose(c.get_offsets()[:, 1], ex.y_lut[0].numpy(), atol=1e-5) for c in sums)
+    assert len(pe.patches) == ex.codebooks.shape[0] * ex.y_lut.shape[1]  # S stacked parts per output
+    for ax in (pa, pb, pc, pd_, pe, pf):
+        assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert not plots.plot_lut_gemm(ex).axes[0].get_visible()  # no 2-D points: panel (a) is left out
+
+
+def test_fig01_one_legend_entry_per_metric_and_v():
+    rows = [{"method": f"INT{b}", "metric": "scalar", "v": 1, "c": None, "bits_per_activation": b,
+             "rel_error": 0.5 / b} for b in (1, 2, 4, 8)]
+    rows += [{"method": "VQ", "metric": m, "v": v, "c": c, "bits_per_activation": np.log2(c) / v,
+              "rel_error": 0.4 * v / np.log2(c)} for m in ("l2", "l1") for v in (2, 4) for c in (4, 16)]
+    fig = plots.plot_scalar_vs_vq(pd.DataFrame(rows))
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert len(labels) == 1 + 2 + 2  # scalar, two metrics, two v
+    fmt = fig.axes[0].xaxis.get_major_formatter()
+    assert fmt(0.25, 0) == "0.25" and fmt(8.0, 0) == "8"  # bits as plain numbers, not 2^-2

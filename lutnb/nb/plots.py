@@ -427,7 +427,7 @@ def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict],
     _require(mini, ["metric", "v", "quant_mean_cos", "quant_min_cos", "quant_p05_cos"], "minilm_rows")
     _require(vit, ["metric", "v", "seed", "drop_pt"], "vit_rows")
     set_style()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"wspace": 0.3})
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.8), layout="constrained")
     for ax, df in ((a, mini), (b, vit)):
         vs = sorted(set(df.v))
         metrics = [m for m in METRIC_ORDER if m in set(df.metric)]
@@ -452,7 +452,9 @@ def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict],
                     ax.scatter(x + jitter, d, s=12, color=col, alpha=0.5, lw=0)
                     ax.errorbar(x, d.mean(), yerr=d.std(ddof=1) if len(d) > 1 else 0.0, fmt="o", color=col, ms=7,
                                 capsize=3)
-        ax.set_xticks(range(len(vs)), [f"v = {v}\n({4 / v:g} bit/act, c = 16)" for v in vs])
+        cs = {v: sorted(set(df[df.v == v].c)) if "c" in df else [] for v in vs}
+        ax.set_xticks(range(len(vs)), [f"v = {v}\n" + ", ".join(f"({np.log2(c) / v:g} bit/act, c = {c})" for c in cs[v])
+                                       if cs[v] else f"v = {v}" for v in vs])
         ax.set_xlim(-0.6, len(vs) - 0.4)
         ax.grid(axis="x", visible=False)
     a.axhline(0.98, color="grey", ls="--", lw=1)
@@ -463,8 +465,8 @@ def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict],
     b.axhline(0.0, color=PALETTE["fp32"], lw=0.8)
     b.set_ylabel("accuracy drop vs fp32 (points)")
     n_seeds = int(vit.seed.nunique())
-    b.set_title(f"(b) toy ViT on 8x8 digits, INT8 tables\n{n_seeds} seed{'s' if n_seeds > 1 else ''}: "
-                "dots, mean ± 1 sd")
+    b.set_title("(b) toy ViT on 8x8 digits, INT8 tables\n"
+                + (f"{n_seeds} seeds: dots, mean ± 1 sd" if n_seeds > 1 else "1 seed: no spread"))
     metrics = [m for m in METRIC_ORDER if m in set(mini.metric) | set(vit.metric)]
     handles = [Line2D([], [], color=PALETTE[m], marker="o", ls="", label=m) for m in metrics]
     handles += [Line2D([], [], color="grey", marker="o", ls="", label="(a) mean, templated held-out sentences"),
@@ -474,5 +476,5 @@ def plot_transformer_fidelity(minilm_rows: list[dict], vit_rows: list[dict],
         sources = ", ".join(dict.fromkeys(heldout_source.source))
         handles.append(Line2D([], [], color="grey", marker="D", mfc="white", ls="",
                               label=f"(a) mean, held-out source ({sources})"))
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=4, fontsize=8)
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8)
     return fig

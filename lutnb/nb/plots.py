@@ -284,6 +284,11 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
             b.text((lo + hi) / 2, 1.01, name, transform=b.get_xaxis_transform(), ha="center", va="bottom",
                    fontsize=7.5, color="grey")
         b.set_yscale("log")
+        plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.02, not 2x10^-2
+        b.yaxis.set_major_formatter(plain)
+        b.yaxis.set_minor_formatter(FuncFormatter(  # label 2, 3 and 5 x 10^k only: no crowding
+            lambda y, _: f"{y:g}" if y > 0 and round(y / 10 ** np.floor(np.log10(y))) in (2, 3, 5) else ""))
+        b.tick_params(axis="y", which="minor", labelsize=7)
         b.xaxis.set_major_locator(MaxNLocator(integer=True))
         b.set_xlabel("epoch (all training stages)")
         b.set_ylabel("mean loss per sample (log)")

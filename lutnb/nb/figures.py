@@ -20,7 +20,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ..files import figures_dir, smoke_figures_dir
 from .run import run_mode
 
-PALETTE = {"l2": "#1f77b4", "l1": "#ff7f0e", "chebyshev": "#2ca02c", "fp32": "#444444"}
+# one colour, one meaning: the three distance metrics and the fp32 reference everywhere; the other keys are roles
+# used inside one figure (table precision, loss terms, codebook entropy), chosen not to clash with the metrics
+PALETTE = {"l2": "#1f77b4", "l1": "#ff7f0e", "chebyshev": "#2ca02c", "fp32": "#444444",
+           "float_tables": "#9467bd", "int8_tables": "#8c564b", "task": "#d62728", "recon": "#17becf",
+           "distill": "#bcbd22", "entropy": "#e377c2"}
+METRIC_ORDER = ("l2", "l1", "chebyshev")
 
 
 def set_style() -> None:

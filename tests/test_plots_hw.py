@@ -150,7 +150,8 @@ def test_seed_spread_and_accuracy_figure():
         ys = np.concatenate([line.get_ydata() for line in ax.get_lines() if len(line.get_ydata())])
         assert ys.min() > 1                                                             # plotted in %
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["metric: chebyshev", "metric: l1", "conversion: kmeans", "conversion: lutboost"]
+    assert labels == ["metric: chebyshev", "metric: l1", "conversion: kmeans", "conversion: lutboost",
+                      "Pareto front (labelled v, c)"]
     _legend_clear_of_axes(fig)
     r = fig.canvas.get_renderer()
     for ax in fig.axes:                                       # the y-label fits along its axis (never cut short)
@@ -206,7 +207,7 @@ def test_area_power_breakdown_from_zero_with_groups():
     fig = plots_hw.plot_area_power_breakdown({"a": g, "b": g.drop(index="dram")})
     for ax in fig.axes:
         assert ax.get_xlim()[0] == 0
-        assert len(ax.patches) == 2 * len(g)
+        assert len(ax.patches) == 2 * (len(g) - ("core" in ax.get_xlabel()))   # the core-only panel has no DRAM
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["CCM (distance PEs)", "dense unit", "DRAM (off chip)",
                                                                    "IMM (look-up adders)"]
     _legend_clear_of_axes(fig)
@@ -265,3 +266,70 @@ def test_versus_table_rows_per_point_and_matching():
     assert (t["power, core"] == 4.0).all()
     with pytest.raises(ValueError, match="'int2'"):
         report.versus_table(_comparisons(), "int2")
+
+
+def test_pareto_mask_keeps_only_undominated_points():
+    from lutnb.nb.plots_hw import pareto_mask
+
+    x = [1.0, 2.0, 3.0, 2.0, 0.5]
+    y = [0.9, 0.8, 0.5, 0.7, 0.95]
+    # (2, 0.7) is beaten by (2, 0.8); the others trade accuracy for efficiency
+    assert pareto_mask(x, y).tolist() == [True, True, True, False, True]
+
+
+def test_fig12_draws_front_and_labels_only_front_points():
+    from lutnb.nb.plots_hw import plot_accuracy_vs_efficiency
+
+    pts = pd.DataFrame({"model": "digits_cnn", "source": "lutboost", "metric": ["l1", "l1", "l2"], "v": [4, 4, 8],
+                        "c": [16, 8, 8], "accuracy": [0.98, 0.97, 0.90], "tops_per_w_core": [2.0, 1.0, 3.0],
+                        "tops_per_mm2": [0.5, 0.6, 0.7]})
+    fig = plot_accuracy_vs_efficiency(pts)
+    ax_w, ax_a = fig.axes[:2]
+    assert "core TOPS/W" in ax_w.get_title(loc="left") and "TOPS/mm" in ax_a.get_title(loc="left")
+    # TOPS/W front: (2, .98) and (3, .90); (1, .97) is dominated, so it carries no label
+    assert sorted(t.get_text() for t in ax_w.texts) == ["v4,c16", "v8,c8"]
+    assert len(ax_w.get_xticks()) >= 3
+    plt.close(fig)
+
+
+def test_fig14_has_a_core_only_power_panel_without_dram():
+    from lutnb.nb.plots_hw import plot_area_power_breakdown
+
+    bars = {"A": pd.DataFrame({"area_mm2": [1.0, 0.0], "power_w": [0.1, 9.9]}, index=["imm", "dram"]),
+            "B": pd.DataFrame({"area_mm2": [2.0, 0.0], "power_w": [0.2, 5.0]}, index=["pe", "dram"])}
+    fig = plot_area_power_breakdown(bars)
+    core, system = fig.axes[2], fig.axes[1]
+    assert "core" in core.get_xlabel() and "DRAM" in system.get_xlabel()
+    assert core.get_xlim()[1] < 0.5 < system.get_xlim()[1]   # the core panel's scale is the on-chip parts alone
+    plt.close(fig)
+
+
+def test_fig13_band_label_names_the_differences():
+    from lutnb.nb.plots_hw import plot_baseline_ratios
+
+    cmp = pd.DataFrame({"workload": "resnet18", "matched_by": "area", "baseline": "int8",
+                        "power_eff_ratio_core": [2.0], "power_eff_ratio_system": [0.5], "area_eff_ratio": [1.2]})
+    fig = plot_baseline_ratios(cmp, (1.4, 7.0), (1.5, 146.1))
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "paper's reported range (different baselines, node and accounting)" in texts
+    assert "balanced design" in fig._suptitle.get_text()
+    plt.close(fig)
+
+
+def test_comparison_ratios_split_stored_from_proxy_points():
+    cmp = pd.DataFrame({"workload": "resnet18", "point": ["bal", "bal", "fast", "fast"], "baseline": "int8",
+                        "matched_by": ["area", "throughput"] * 2, "baseline_array": "8x8",
+                        "power_eff_ratio_core": [2.0, 3.0, 20.0, 30.0], "power_eff_ratio_system": [0.5, 0.6, 5.0, 6.0],
+                        "area_eff_ratio": [1.0, 1.1, 70.0, 71.0],
+                        "power_in_paper_range_core": [True, True, False, False],
+                        "power_in_paper_range_system": False, "area_in_paper_range": False})
+    chosen = {("resnet18", "bal"): pd.Series({"accuracy": 0.98, "accuracy_source": "stored: lutboost"}),
+              ("resnet18", "fast"): pd.Series({"accuracy": 0.62, "accuracy_source": "proxy: 1 - rel. error"})}
+    cmp = report.with_accuracy_source(cmp, chosen)
+    m = report.comparison_ratios(cmp, "resnet18", measured=True)
+    p = report.comparison_ratios(cmp, "resnet18", measured=False)
+    assert (m["n_ratios"], m["power_eff_ratio_core_max"], m["points"]) == (2, 3.0, ["bal"])
+    assert (p["n_ratios"], p["area_eff_ratio_max"], p["points"]) == (2, 71.0, ["fast"])
+    none = report.comparison_ratios(cmp[cmp.point == "fast"], "resnet18", measured=True)
+    assert none["n_ratios"] == 0 and none["power_eff_ratio_core_min"] is None
+    assert "no compared point" in report.range_words(none, "x")

@@ -49,7 +49,10 @@ def design_table(chosen: dict, summaries: dict) -> pd.DataFrame:
         rows.append({"workload": n, "point": lbl, **{k: row[k] for k in PARAM_COLS},
                      "bits/act": row["bits_per_activation"], "adder_fanin": row["adder_fanin"],
                      "acc_storage": row["acc_storage"], "acc_bits": s["acc_bits"], "utilization": s["utilization"],
-                     "accuracy": row["accuracy"], "sweep cycles": row["cycles"], "exact cycles": s["cycles"]})
+                     "stored accuracy": row["accuracy"] if is_stored_source(row["accuracy_source"]) else None,
+                     "proxy (1 - rel. error)": None if is_stored_source(row["accuracy_source"]) else row["accuracy"],
+                     "accuracy_source": row["accuracy_source"], "sweep cycles": row["cycles"],
+                     "exact cycles": s["cycles"]})
     return pd.DataFrame(rows)
 
 
@@ -173,3 +176,50 @@ def versus_table(comparisons: pd.DataFrame, baseline: str = "int8") -> pd.DataFr
     cols = {"power_eff_ratio_core": "power, core", "power_eff_ratio_system": "power, system",
             "area_eff_ratio": "area"}
     return sub.set_index(["workload", "point", "matched_by"])[list(cols)].rename(columns=cols)
+
+
+def is_stored_source(source: str) -> bool:
+    """True where an `accuracy_source` is a stored (measured) test accuracy, False for the proxy or none."""
+    return str(source).startswith("stored")
+
+
+def with_accuracy_source(comparisons: pd.DataFrame, chosen: dict) -> pd.DataFrame:
+    """`comparisons` plus the compared point's accuracy, accuracy_source and `measured_accuracy` (True where the
+    accuracy is a stored test accuracy, False where it is the proxy), from `chosen[(workload, point)]`."""
+    acc = {k: (float(r["accuracy"]), str(r["accuracy_source"])) for k, r in chosen.items()}
+    keys = list(zip(comparisons["workload"], comparisons["point"]))
+    missing = sorted({k for k in keys if k not in acc})
+    if missing:
+        raise KeyError(f"no chosen row for compared point(s) {missing}")
+    src = [acc[k][1] for k in keys]
+    return comparisons.assign(accuracy_or_proxy=[acc[k][0] for k in keys], accuracy_source=src,
+                              measured_accuracy=[is_stored_source(s) for s in src])
+
+
+def comparison_ratios(comparisons: pd.DataFrame, workload: str, measured: bool,
+                      ratio_cols=("power_eff_ratio_core", "power_eff_ratio_system", "area_eff_ratio")) -> dict:
+    """The `ratio_block` of one workload over only the points whose accuracy is stored (`measured=True`) or only
+    the proxy-only points (`measured=False`); `comparisons` needs `measured_accuracy` (`with_accuracy_source`).
+    With no such point: n_ratios 0, every range end None and the counts 0 (nothing is compared)."""
+    sub = comparisons[(comparisons.workload == workload) & (comparisons["measured_accuracy"] == measured)]
+    if sub.empty:
+        out = {f"{col}_{k}": None for col in ratio_cols for k in ("min", "max", "min_from", "max_from")}
+        out.update({f"{col}_vs_{prec}_max": None for prec in dse.BASELINES for col in ratio_cols})
+        out.update(power_inside_paper_range_core=0, power_inside_paper_range_system=0, area_inside_paper_range=0,
+                   n_ratios=0, points=[])
+        return out
+    ranges = {col: dse.ratio_range(sub, col) for col in ratio_cols}
+    return {**ratio_block(sub, ranges, workload, ratio_cols), "points": sorted(set(sub["point"]))}
+
+
+def range_words(block: dict, label: str, paper: bool = True) -> str:
+    """One line with a `comparison_ratios` block's ranges, or a plain statement that it compares nothing;
+    `paper=False` leaves out the count inside the paper's range (for points not compared with the paper)."""
+    if not block["n_ratios"]:
+        return f"{label}: no compared point (0 ratios)."
+    return (f"{label} ({', '.join(block['points'])}; {block['n_ratios']} ratios): power efficiency core "
+            f"{block['power_eff_ratio_core_min']:.2f}-{block['power_eff_ratio_core_max']:.2f}x, system "
+            f"{block['power_eff_ratio_system_min']:.2f}-{block['power_eff_ratio_system_max']:.2f}x, area "
+            f"{block['area_eff_ratio_min']:.2f}-{block['area_eff_ratio_max']:.2f}x"
+            + (f"; {block['power_inside_paper_range_core']} core power ratios inside the paper's range." if paper
+               else "."))

@@ -298,41 +298,67 @@ def plot_one_factor(curves, base: dict, metrics=(("tops_per_w_core", "core TOPS/
     return fig
 
 
-def plot_accuracy_vs_efficiency(points, title: str = "Fig. 12: measured test accuracy against efficiency of the "
-                                                     "balanced hardware (our cost model)"):
-    """Figure 12: measured accuracy (stored records) against core TOPS/W and TOPS/mm^2.
+def _dense_log_ticks(ax, axis: str, lo: float, hi: float) -> None:
+    """Log scale on `axis` with ticks at 1, 1.5, 2, 3, 5, 7 per decade inside [lo, hi] (at least two ticks),
+    plain-number labels and no minor labels."""
+    getattr(ax, f"set_{axis}scale")("log")
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    decades = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
+    ticks = [m * 10.0 ** d for d in decades for m in (1, 1.5, 2, 3, 5, 7) if lo <= m * 10.0 ** d <= hi]
+    if len(ticks) < 2:
+        ticks = [lo, hi]
+    a.set_major_locator(FixedLocator(ticks))
+    a.set_major_formatter(FuncFormatter(plain_number))
+    a.set_minor_locator(NullLocator())
+
+
+def pareto_mask(x, y) -> np.ndarray:
+    """True for points no other point beats in both x and y (higher is better in both; ties kept)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return np.array([not np.any((x >= xi) & (y >= yi) & ((x > xi) | (y > yi))) for xi, yi in zip(x, y)], dtype=bool)
+
+
+def plot_accuracy_vs_efficiency(points, title: str = "Fig. 12: Pareto fronts of measured test accuracy against "
+                                                     "efficiency, balanced hardware (our cost model)"):
+    """Figure 12: measured accuracy (stored records) against core TOPS/W and TOPS/mm^2, with each panel's Pareto
+    front (higher accuracy and higher efficiency) drawn as a step line through its points.
 
     `points`: rows with model, source, metric, v, c, accuracy (a fraction), tops_per_w_core, tops_per_mm2 and
     optionally n_seeds and accuracy_std (error bars where more than one seed). Colour = distance metric,
-    marker = conversion mode (source); one row of panels per model."""
+    marker = conversion mode (source); one row of panels per model; only front points are labelled (v, c),
+    with alternating offsets so neighbouring labels do not overlap."""
     set_style()
     models = sorted(set(points["model"]))
-    fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.4 * len(models)), squeeze=False)
+    fig, axes = plt.subplots(len(models), 2, figsize=(12, 3.8 * len(models)), squeeze=False)
     for row, model in zip(axes, models):
-        sub = points[points["model"] == model]
-        for ax, col, xl in ((row[0], "tops_per_w_core", "core TOPS/W (on chip, log)"),
-                            (row[1], "tops_per_mm2", "TOPS/mm$^2$ (log)")):
+        sub = points[points["model"] == model].reset_index(drop=True)
+        for ax, col, xl, name in ((row[0], "tops_per_w_core", "core TOPS/W (on chip, log)", "core TOPS/W"),
+                                  (row[1], "tops_per_mm2", "TOPS/mm$^2$ (log)", "TOPS/mm$^2$")):
             for (m, src), g in sub.groupby(["metric", "source"]):
                 err = g["accuracy_std"] * 100 if "accuracy_std" in g else None
                 ax.errorbar(g[col], g["accuracy"] * 100, yerr=err, fmt=SOURCE_MARKERS.get(src, "D"), ms=5,
                             color=PALETTE.get(m, "k"), capsize=2, lw=1, ls="none", alpha=0.85)
-            # one label per (v, c), at its most accurate point: L1 and Chebyshev cost nearly the same, so their
-            # points share an x position and per-point labels would print on top of each other
-            for (v, c), g in sub.groupby(["v", "c"]):
-                r = g.loc[g["accuracy"].idxmax()]
-                ax.annotate(f"v{v},c{c}", (r[col], r["accuracy"] * 100), fontsize=7, xytext=(0, 7),
-                            textcoords="offset points", ha="center", color="0.25")
-            set_log_ticks(ax, "x")
+            # L1 and Chebyshev (and the conversion modes) can share a point: one label per (v, c) on the front
+            front = sub[pareto_mask(sub[col], sub["accuracy"])].sort_values([col, "accuracy"])
+            ax.step(front[col], front["accuracy"] * 100, where="post", color="0.35", lw=1.2, ls="--", zorder=1)
+            for i, r in enumerate(front.drop_duplicates(["v", "c"], keep="last").itertuples()):
+                dy = 8 if i % 2 == 0 else -13
+                ax.annotate(f"v{r.v},c{r.c}", (getattr(r, col), r.accuracy * 100), fontsize=7, xytext=(4, dy),
+                            textcoords="offset points", ha="left", color="0.2")
+            x = sub[col].to_numpy(dtype=float)
+            _dense_log_ticks(ax, "x", x.min() / 1.15, x.max() * 1.25)
+            ax.set_xlim(x.min() / 1.15, x.max() * 1.25)
             ax.set(xlabel=xl, ylabel="test accuracy (%)")
-            ax.set_title(model, fontsize=10, loc="left")
+            ax.set_title(f"{model}: accuracy against {name}", fontsize=10, loc="left")
     metrics = sorted(set(points["metric"]))
     sources = sorted(set(points["source"]))
     handles = [Line2D([], [], color=PALETTE.get(m, "k"), marker="o", ls="none") for m in metrics]
     handles += [Line2D([], [], color="0.3", marker=SOURCE_MARKERS.get(s, "D"), ls="none") for s in sources]
+    handles.append(Line2D([], [], color="0.35", ls="--"))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    legend_below(fig, handles, [f"metric: {m}" for m in metrics] + [f"conversion: {s}" for s in sources],
-                 ncol=min(len(handles), 6))
+    legend_below(fig, handles, [f"metric: {m}" for m in metrics] + [f"conversion: {s}" for s in sources]
+                 + ["Pareto front (labelled v, c)"], ncol=min(len(handles), 4))
     return fig
 
 
@@ -346,7 +372,8 @@ def plot_no_records(message: str):
 
 
 def plot_baseline_ratios(cmp, paper_power, paper_area,
-                         title: str = "Fig. 13: LUT-DLA / dense baseline efficiency, balanced design (our cost model)"):
+                         title: str = "Fig. 13: LUT-DLA / dense baseline efficiency, balanced design only "
+                                      "(v=4, c=16, L1, INT8 tables; our cost model)"):
     """Figure 13: LUT-DLA / baseline ratios as dots on a log axis (no truncated bars): core power efficiency,
     system power efficiency and area efficiency. Rows = (workload, matching); colour = baseline precision in
     every panel; the shaded band is the paper's reported range; the line at 1 is parity."""
@@ -382,7 +409,8 @@ def plot_baseline_ratios(cmp, paper_power, paper_area,
     handles.append(Patch(color="0.9"))
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    legend_below(fig, handles, [f"vs {p.upper()} array" for p in precs] + ["paper's reported range"])
+    legend_below(fig, handles, [f"vs {p.upper()} array" for p in precs]
+                 + ["paper's reported range (different baselines, node and accounting)"])
     return fig
 
 
@@ -421,18 +449,23 @@ def plot_distance_pe_cost(pe, bits: int = 8, v_for_bits: int = 4,
 
 
 def plot_area_power_breakdown(bars: dict, title: str = "Fig. 14 (cost half): where area and power go, ResNet-18 "
-                                                        "(power: on-chip parts + DRAM = system accounting)"):
+                                                        "(our 45 nm cost model)", offchip: str = "dram"):
     """Figure 14, cost half: horizontal stacked bars from 0, one bar per design (`bars[label]` = a frame indexed
-    by component group with area_mm2 and power_w), one colour per component group in both panels."""
+    by component group with area_mm2 and power_w), one colour per component group in every panel. Panels: area;
+    system power (on-chip parts + the `offchip` group); core power (on-chip parts only, its own scale, so the
+    parts the core accounting counts stay visible when DRAM dominates the system bar)."""
     set_style()
     labels = list(bars)
     groups = sorted(set().union(*(b.index for b in bars.values())))
     colors = {g: COMPONENT_COLORS[i % len(COMPONENT_COLORS)] for i, g in enumerate(groups)}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.9 + 0.45 * len(labels)), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.9 + 0.45 * len(labels)), sharey=True)
     y = np.arange(len(labels))[::-1]
-    for ax, col, xl in ((axes[0], "area_mm2", "area (mm$^2$)"), (axes[1], "power_w", "power (W)")):
+    panels = ((axes[0], "area_mm2", "area (mm$^2$)", groups),
+              (axes[1], "power_w", "system power (W): on chip + DRAM", groups),
+              (axes[2], "power_w", "core power (W): on chip only", [g for g in groups if g != offchip]))
+    for ax, col, xl, gs in panels:
         left = np.zeros(len(labels))
-        for g in groups:
+        for g in gs:
             vals = np.array([float(b[col].get(g, 0.0)) for b in bars.values()])
             ax.barh(y, vals, left=left, color=colors[g], height=0.7)
             left += vals

@@ -17,6 +17,16 @@ def test_notebook_00_overview(run_notebook):
     assert res["tops_per_w"] > 0 and res["power_eff_ratio_vs_int8"] > 0
     assert [s["stage"] for s in res["stages"]] == ["calibrate", "centroids", "joint", "lut_qat"]
     assert {"fig03_framework_overview.png", "fig03_framework_overview.pdf"} <= set(res["_figures"])
+    # one name, one link, and the LUTBoost state that was kept
+    assert res["design_name"] == "package default"
+    assert res["dense_ws32_offchip_bytes_per_cycle"] == res["offchip_bytes_per_cycle"]
+    assert res["lut_over_dense_cycles"] == pytest.approx(res["lut_cycles"] / res["dense_ws32_cycles"])
+    names = [s["stage"] for s in res["stages"]]
+    assert res["selected_stage"] in names and res["selected_stage"] not in res["rolled_back_stages"]
+    assert set(res["rolled_back_stages"]) <= set(names)
+    assert res["kmeans_test_acc"] == pytest.approx(res["stages"][0]["test_acc_int8"])
+    assert res["gain_over_kmeans_pt"] == pytest.approx(res["lut_int8_test_acc"] - res["kmeans_test_acc"])
+    assert res["balanced_cycles"] > 0 and res["balanced_tops_per_w_core"] > 0
 
 
 def test_notebook_07_interactive_explorer(run_notebook, tmp_path):

@@ -21,3 +21,7 @@ def test_nb_04_simulate_accelerator(run_notebook):
     assert res["balanced_utilization_224"] >= 0.5 > res["default_utilization_224"]     # the DSE's balance criterion
     assert res["fig06_layer"][2] > 64 and res["fig06_index_reuse_saving"] >= 2         # N > Tn: index reuse shows
     assert res["resnet18_utilization"] < res["balanced_resnet18_utilization"]
+    # one link for the dense baseline and LUT-DLA; the digits panel holds only the converted layers
+    assert res["dense_offchip_bytes_per_cycle"] == res["lut_offchip_bytes_per_cycle"]
+    assert "conv1" not in res["digits_lut_layers"] and len(res["digits_lut_layers"]) == res["digits_layers"] - 1
+    assert res["fig04_metric"] == "l1" and res["fig04_acc_bits"] < 32

@@ -26,11 +26,13 @@ def draw_framework(annotations: dict[str, list[str]] | None = None, title: str =
     """
     set_style()
     annotations = annotations or {}
-    fig, ax = plt.subplots(figsize=(13, 3.9))
-    ax.set_xlim(-0.5, 101)
-    ax.set_ylim(9, 47)
-    ax.axis("off")
     w, h, gap, y = 16.6, 13.0, 3.5, 24.0
+    n_lines = max([len(v) for v in annotations.values()] + [4])
+    y_low = min(9.0, y - 3.2 - 3.6 * n_lines)                      # every annotation line stays in the axes
+    fig, ax = plt.subplots(figsize=(13, 3.9 * (47 - y_low) / 38))
+    ax.set_xlim(-0.5, 101)
+    ax.set_ylim(y_low, 47)
+    ax.axis("off")
     x = 1.0
     centers = []
     for key, label, color in FRAMEWORK_STAGES:
@@ -71,11 +73,11 @@ def _arrow(ax, a, b, text=""):
 
 def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
     """LUT-DLA's CCM -> index FIFO -> IMM drawn with matplotlib patches, labelled from `cfg`."""
-    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(11, 4.6))
-    ax.set_xlim(0, 11)
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(11.5, 4.6))
+    ax.set_xlim(0, 11.5)
     ax.set_ylim(0, 5)
     ax.axis("off")
-    _box(ax, 0.1, 3.9, 10.8, 0.8, f"off-chip DRAM  ({cfg.offchip_bytes_per_cycle:g} B/cycle, "
+    _box(ax, 0.1, 3.9, 11.3, 0.8, f"off-chip DRAM  ({cfg.offchip_bytes_per_cycle:g} B/cycle, "
          f"{cfg.clock_mhz:g} MHz)", "#eeeeee", 9)
     _box(ax, 0.2, 0.4, 1.3, 3.0, f"activation\nSRAM\n({cfg.activation_bits}-bit)", "#fff2cc")
     ax.add_patch(Rectangle((1.8, 0.3), 3.0, 3.2, fc="#dae8fc", ec="black", lw=1))
@@ -112,7 +114,19 @@ def draw_block_diagram(cfg: LUTDLAConfig, ax=None):
     _arrow(ax, (6.85, 3.9), (6.85, 3.0))
     ax.text(6.75, 3.7, f"table tiles ({cfg.table_tile_bytes} B)", ha="right", va="center", fontsize=7)
     _arrow(ax, (7.2, 2.1), (7.6, 1.7))
-    ax.set_title("Fig. 4: LUT-DLA block diagram drawn from LUTDLAConfig [our hardware model]", fontsize=10)
+    # indices written once into the index buffer (from the FIFO) and re-read for the other column tiles
+    ax.add_patch(FancyArrowPatch((6.1, 1.9), (9.8, 2.1), connectionstyle="angle,angleA=0,angleB=90,rad=0",
+                                 arrowstyle="-|>", mutation_scale=10, lw=1, color="black"))
+    ax.text(8.9, 1.93, "indices", fontsize=6.5, ha="center", va="bottom")
+    _arrow(ax, (10.4, 2.1), (10.4, 1.7))
+    ax.text(10.45, 1.9, "re-read", fontsize=6.5, ha="left", va="center")
+    # outputs written back to DRAM after the last sub-space
+    ax.add_patch(FancyArrowPatch((10.7, 1.0), (11.15, 3.9), connectionstyle="angle,angleA=0,angleB=90,rad=0",
+                                 arrowstyle="-|>", mutation_scale=10, lw=1, color="black"))
+    ax.text(11.22, 2.4, "outputs (write-back)", fontsize=7, rotation=90, ha="left", va="center")
+    ax.set_title(f"Fig. 4: LUT-DLA block diagram for {cfg.metric}, v={cfg.v}, c={cfg.c}, {cfg.table_bits}-bit "
+                 f"tables, {cfg.acc_bits}-bit accumulators (drawn from LUTDLAConfig) [our hardware model]",
+                 fontsize=10)
     return fig
 
 
@@ -191,7 +205,10 @@ def plot_table_swap(tl_single, t_single: dict, tl_double, t_double: dict, max_ti
                   f"{t_double['stall_table_load'] + t_double['stall_offchip_bw']:,} exposed load + link cycles",
                   max_tiles)
     handles = [Patch(fc=TIMELINE_COLORS[k], ec="black", lw=0.4) for k in ("dma", "imm")]
-    fig.suptitle(f"Fig. 7: table swaps, first {max_tiles} table tiles s (our simulator)", fontsize=11)
+    n_tiles = len(tl_double)
+    shown = min(max_tiles, n_tiles)
+    fig.suptitle(f"Fig. 7: table swaps, first {shown} of {n_tiles} table tiles s drawn; cycle counts are totals "
+                 f"over all {n_tiles} tiles (our simulator)", fontsize=11)
     fig.tight_layout()
     legend_below(fig, handles, ["DMA loads table tile s", "IMM streams rows through tile s"])
     return fig
@@ -224,8 +241,12 @@ def plot_latency_breakdowns(panels, width_ratios=None, title: str = ""):
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    handles = [Patch(color=c) for c in STALL_COLORS.values()]
-    legend_below(fig, handles, list(STALL_LABELS.values()), y=-0.01)
+    shown = [k for k in STALL_COLORS if any(float(df[k].sum()) > 0 for df, _ in panels)]
+    zero = [STALL_LABELS[k] for k in STALL_COLORS if k not in shown]
+    legend_below(fig, [Patch(color=STALL_COLORS[k]) for k in shown], [STALL_LABELS[k] for k in shown], y=-0.01)
+    if zero:
+        fig.text(0.5, -0.07, "0 cycles in every panel (not drawn): " + ", ".join(zero), ha="center", va="top",
+                 fontsize=8.5, color="#444444")
     return fig
 
 
@@ -235,9 +256,9 @@ def plot_loop_orders(orders, work, title_note: str = ""):
     One colour per loop order in every panel; horizontal bars from 0 with the value printed at the bar's end."""
     set_style()
     panels = (("table_reloads", 1, "table reloads (count)"),
-              ("total_traffic_bytes", 1e6, "tables + activations + indices (MB)"),
+              ("total_traffic_bytes", 2 ** 20, "tables + activations + indices (MiB)"),
               ("ccm_encodes", 1e6, "CCM encodes (millions)"),
-              ("accumulator_bytes", 1e3, "accumulator buffer (kB)"))
+              ("accumulator_bytes", 2 ** 10, "accumulator buffer (KiB)"))
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.0), sharey=True)
     names = list(orders["order"])
     y = np.arange(len(names))[::-1]

@@ -79,16 +79,22 @@ def _f(x, fmt: str = ".2f") -> str:
 
 # ------------------------------------------------------------------------------------------ headlines
 def _h00(r: dict) -> list[str]:
-    return [
+    out = [
         f"digits CNN, {r.get('metric')}, v={r.get('v')}, c={r.get('c')}: fp32 {_f(r.get('fp32_test_acc'))} %, "
-        f"LUT with INT8 tables {_f(r.get('lut_int8_test_acc'))} % after LUTBoost ({r.get('lutboost_epochs')} epochs); "
-        f"the integer engine gives {_f(r.get('engine_test_acc'))} % "
+        f"LUT with INT8 tables {_f(r.get('lut_int8_test_acc'))} % after LUTBoost (kept state: "
+        f"{r.get('selected_stage', '?')}; {_f(r.get('gain_over_kmeans_pt'))} pt over k-means alone); the integer "
+        f"engine gives {_f(r.get('engine_test_acc'))} % "
         f"({'bit-identical' if r.get('engine_bit_identical') else 'NOT bit-identical'} to the PyTorch INT8 mode)",
-        f"{r.get('lut_layers')} LUT layers, {r.get('table_bytes'):,} table bytes; {r.get('lut_cycles'):,} LUT-DLA "
-        f"cycles vs {r.get('dense_ws32_cycles'):,} for a 32x32 INT8 weight-stationary array; power efficiency "
-        f"{_f(r.get('power_eff_ratio_vs_int8'))}x and area efficiency {_f(r.get('area_eff_ratio_vs_int8'))}x those of "
-        "an INT8 array (system accounting, with DRAM; notebook 05 gives both accountings)",
+        f"{r.get('lut_layers')} LUT layers, {r.get('table_bytes'):,} table bytes; on the package-default design "
+        f"{r.get('lut_cycles'):,} LUT-DLA cycles vs {r.get('dense_ws32_cycles'):,} for a 32x32 INT8 weight-stationary "
+        f"array at the same {r.get('offchip_bytes_per_cycle', '?')} B/cycle link (the dense array is faster); power "
+        f"efficiency {_f(r.get('power_eff_ratio_core_vs_int8'))}x (core) and {_f(r.get('power_eff_ratio_vs_int8'))}x "
+        f"(system, with DRAM) an equal-area INT8 array's",
     ]
+    if r.get("balanced_cycles") is not None:
+        out.append(f"the DSE's balanced design on the same layers: {r['balanced_cycles']:,} cycles, "
+                   f"{_f(r.get('balanced_tops_per_w_core'))} TOPS/W core, {_f(r.get('balanced_area_mm2'))} mm2")
+    return out
 
 
 def _per_metric(d: Any, fmt: str) -> str:
@@ -165,12 +171,19 @@ def _h05(r: dict) -> list[str]:
         b = _get(r, "ratios", name)
         if not b:
             continue
-        out.append(f"{label}, the chosen LUT-DLA designs against equal-area / equal-throughput dense arrays: power "
+        out.append(f"{label}, the LUT-DLA points with a stored accuracy (the digits CNN's at the same metric, v, c) "
+                   f"against equal-area / equal-throughput dense arrays ({b.get('n_ratios')} ratios): power "
                    f"efficiency {_f(b.get('power_eff_ratio_core_min'))}-{_f(b.get('power_eff_ratio_core_max'))}x "
                    f"(core accounting), {_f(b.get('power_eff_ratio_system_min'))}-"
                    f"{_f(b.get('power_eff_ratio_system_max'))}x (system, with DRAM); area efficiency "
                    f"{_f(b.get('area_eff_ratio_min'))}-{_f(b.get('area_eff_ratio_max'))}x; inside the paper's power "
-                   f"range (core) {b.get('power_inside_paper_range_core')} of {b.get('n_ratios')} ratios")
+                   f"range (core) {b.get('power_inside_paper_range_core')} of {b.get('n_ratios')}")
+        p = _get(r, "ratios_proxy_only", name)
+        if p and p.get("n_ratios"):
+            out.append(f"{label}, points whose accuracy is only the labelled proxy (not compared with the paper): "
+                       f"power efficiency {_f(p.get('power_eff_ratio_core_min'))}-"
+                       f"{_f(p.get('power_eff_ratio_core_max'))}x core, {_f(p.get('power_eff_ratio_system_min'))}-"
+                       f"{_f(p.get('power_eff_ratio_system_max'))}x system")
     out.append(f"the paper reports {PAPER_POWER_RANGE[0]}-{PAPER_POWER_RANGE[1]}x power and {PAPER_AREA_RANGE[0]}-"
                f"{PAPER_AREA_RANGE[1]}x area efficiency for its own designs and accounting; "
                "docs/hardware-efficiency.md says where ours differ and why")

@@ -58,6 +58,9 @@ def plot_scalar_vs_vq(df, title: str = ""):
     handles += [Line2D([], [], color="grey", marker=markers.get(v, "o"), ls="", label=f"VQ, v = {v}")
                 for v in sorted(set(vq.v))]
     ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.text(0.01, -0.02, "VQ codebooks fitted on one half of the layer's input rows; both methods' errors measured on "
+             "the other half.\nVQ at v = 1 is non-uniform (k-means) scalar quantization; uniform INT-b is the black "
+             "line. Metrics whose points coincide hide each other.", fontsize=8, va="top", color="0.3")
     return fig
 
 
@@ -105,10 +108,18 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     set_style()
     fig, axes = plt.subplots(2, 3, figsize=(13.5, 8.2), layout="constrained")
     (pa, pb, pc), (pd_, pe, pf) = axes
-    if points2d is not None:
+    if points2d is not None and ex.v == 2:
+        # the example's own codebook of sub-space 0 (its first v = 2 inputs), the one the tables in (d) use;
+        # `codebooks2d` is accepted for compatibility and not drawn
         metric = ex.metric
-        plot_voronoi(pa, points2d, codebooks2d[metric], metric)
-        pa.set_title(f"(a) one 2-D sub-space, c = {len(codebooks2d[metric])}:\nnearest centroid ({metric})")
+        c0 = ex.codebooks[0].numpy()
+        plot_voronoi(pa, points2d, c0, metric)
+        x0 = ex.x[:, :2].numpy()
+        pa.scatter(x0[:, 0], x0[:, 1], marker="o", s=36, color="w", edgecolor="k", lw=0.8, zorder=5,
+                   label="rows of X in (b)")
+        pa.legend(loc="upper right", fontsize=7.5)
+        pa.set_title(f"(a) sub-space 0 of the example, its c = {len(c0)} centroids C_0:\n"
+                     f"nearest centroid ({metric})")
         pa.set_xlabel("activation x[0]")
         pa.set_ylabel("activation x[1]")
     else:
@@ -143,12 +154,12 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     parts = np.stack([ex.tables[s, int(ex.idx[0, s])].numpy() for s in range(S)])  # (S, N)
     n_out = parts.shape[1]
     bottom_pos, bottom_neg = np.zeros(n_out), np.zeros(n_out)
-    colors = plt.get_cmap("Pastel1")
+    colors = plt.get_cmap("Set2")  # no red: the exact values are red crosses
     for s in range(S):
         part = parts[s]
         base = np.where(part >= 0, bottom_pos, bottom_neg)
-        pe.bar(range(n_out), part, bottom=base, color=colors(int(ex.idx[0, s]) % 9), edgecolor="k", lw=0.6,
-               label=f"T_{s}[{int(ex.idx[0, s])}]")
+        pe.bar(range(n_out), part, bottom=base, color=colors(s % 8), edgecolor="k", lw=0.6,
+               label=f"s = {s}: T_{s}[{int(ex.idx[0, s])}]")
         bottom_pos += np.clip(part, 0, None)
         bottom_neg += np.clip(part, None, 0)
     pe.scatter(range(n_out), parts.sum(0), marker="_", s=300, color="k", zorder=3, label="sum (look-up)")
@@ -158,8 +169,9 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     pe.set_xticks(range(n_out))
     pe.set_xlabel("output n")
     pe.set_ylabel("value")
-    pe.set_title(f"(e) row m = 0: Y[0, n] = Σ_s T_s[idx[0, s], n],\n{S} look-ups and adds per output")
-    pe.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    pe.set_title(f"(e) row m = 0: Y[0, n] = Σ_s T_s[idx[0, s], n],\n{S} look-ups and adds per output "
+                 f"(colour = sub-space s)")
+    pe.legend(fontsize=7, loc="best", framealpha=0.85)
     ye, yl = ex.y_exact.numpy().ravel(), ex.y_lut.numpy().ravel()
     pf.scatter(ye, yl, s=16, c=PALETTE.get(ex.metric, "C0"))
     lo, hi = min(ye.min(), yl.min()), max(ye.max(), yl.max())
@@ -240,10 +252,13 @@ def stage_history(report) -> pd.DataFrame:
     return out
 
 
-def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: float, c: int, title: str = ""):
+def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: float, c: int, title: str = "",
+                         n_test: int | None = None):
     """Figure 8, one LUTBoost run: (a) test accuracy after each stage (float and INT8 tables, dot plot; rolled-back
     stages hollow), (b) loss terms per epoch with the stage boundaries, (c) relative reconstruction error and
-    (d) codebook entropy after each stage. stages: `report.to_frame()`; history: `stage_history(report)`."""
+    (d) codebook entropy after each stage. stages: `report.to_frame()`; history: `stage_history(report)`.
+    A stage starts from the state the guard kept, so (a) draws each point's line from the last stage that was not
+    rolled back. `n_test`: test images, to mark what one image is worth in points."""
     _require(stages, ["test_acc_lut", "test_acc_int8", "recon_rel", "entropy_bits"], "stages (report.to_frame())")
     set_style()
     done = stages[~stages["skipped"]] if "skipped" in stages else stages
@@ -254,14 +269,19 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
     for col, key, dx, marker in (("test_acc_lut", "float_tables", -0.08, "o"),
                                  ("test_acc_int8", "int8_tables", 0.08, "s")):
         vals = done[col].to_numpy(dtype=float)
-        a.plot(x + dx, vals, color=PALETTE[key], lw=1, alpha=0.5)
+        kept = 0  # the state the next stage starts from (runner: a rolled-back stage reloads the best state)
+        for i in range(1, len(vals)):
+            a.plot([kept + dx, i + dx], [vals[kept], vals[i]], color=PALETTE[key], lw=1, alpha=0.5,
+                   ls=":" if rolled[i] else "-")
+            if not rolled[i]:
+                kept = i
         a.scatter(x[~rolled] + dx, vals[~rolled], marker=marker, s=45, color=PALETTE[key], zorder=3)
         a.scatter(x[rolled] + dx, vals[rolled], marker=marker, s=45, facecolors="white", edgecolors=PALETTE[key],
                   zorder=3)
     a.axhline(fp32_acc, color=PALETTE["fp32"], ls=":", lw=1.2)
     a.set_xticks(x, done.index)
     a.set_xlim(-0.5, len(done) - 0.5)
-    a.set_ylabel("test accuracy (%)")
+    a.set_ylabel("test accuracy (%)" + (f"\n1 test image = {100.0 / n_test:.2f} pt" if n_test else ""))
     a.set_xlabel("after stage")
     a.set_title("(a) accuracy after each stage", pad=16)
     handles = [Line2D([], [], color=PALETTE["float_tables"], marker="o", label="float tables"),
@@ -281,8 +301,8 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
         for i, (name, (lo, hi)) in enumerate(bounds.iterrows()):
             if i:
                 b.axvline(lo - 0.5, color="grey", lw=0.8)
-            b.text((lo + hi) / 2, 1.01, name, transform=b.get_xaxis_transform(), ha="center", va="bottom",
-                   fontsize=7.5, color="grey")
+            b.text((lo + hi) / 2, 0.97, name, transform=b.get_xaxis_transform(), ha="center", va="top",
+                   rotation=90, fontsize=7.5, color="grey")
         b.set_yscale("log")
         plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.02, not 2x10^-2
         b.yaxis.set_major_formatter(plain)

@@ -52,6 +52,7 @@ def test_fig09_bands_per_method_and_metric_colours():
     for ax, metric in zip(axes, ("l2", "l1")):
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert len(bands) == 2  # one band per method (three seeds)
+        assert sorted(bool(b.get_hatch()) for b in bands) == [False, True]  # baseline band hatched: told apart
         data_lines = [ln for ln in ax.lines if len(ln.get_xdata()) == 6]  # epochs 0..5
         assert len(data_lines) == 2  # one mean line per method, not one per seed
         assert {matplotlib.colors.to_hex(ln.get_color()) for ln in data_lines} == {PALETTE[metric]}
@@ -62,6 +63,7 @@ def test_fig09_bands_per_method_and_metric_colours():
     assert axes[0].get_ylabel() and axes[0].get_xlabel()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("sd" in t for t in labels)  # the legend says what the band is
+    assert "float tables" in fig._suptitle.get_text() and "INT8" in fig._suptitle.get_text()
 
 
 def test_fig09_mean_line_is_the_mean_over_seeds():
@@ -101,6 +103,7 @@ def test_fig10_mean_and_sd_over_seeds():
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["0.5", "1", "2"]
     assert "(4,16)" in ax.get_xticklabels()[1].get_text()
     assert ax.get_xlabel() and ax.get_ylabel() and "sd" in ax.get_title()
+    assert "log scale" in ax.get_xlabel()
     with pytest.raises(ValueError, match="lut_acc"):
         plots.plot_accuracy_vs_bits(pd.DataFrame(rows).drop(columns="lut_acc"))
 

@@ -298,12 +298,19 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
                 b.plot(history["epoch"], history[col].where(history[col] > 0), ls, marker="o", ms=3,
                        color=PALETTE[col], label=col)
         bounds = history.groupby("stage", sort=False)["epoch"].agg(["min", "max"])
+        last = len(bounds) - 1
         for i, (name, (lo, hi)) in enumerate(bounds.iterrows()):
             if i:
                 b.axvline(lo - 0.5, color="grey", lw=0.8)
-            b.text((lo + hi) / 2, 0.97, name, transform=b.get_xaxis_transform(), ha="center", va="top",
-                   rotation=90, fontsize=7.5, color="grey")
+            # inside the frame, in headroom above the data: the first label starts at the left edge, the last
+            # ends at the right edge (a one-epoch stage is narrower than its name)
+            xpos, ha = ((lo - 0.4, "left") if i == 0 and last else (hi + 0.4, "right") if i == last and last
+                        else ((lo + hi) / 2, "center"))
+            b.text(xpos, 0.97, name, transform=b.get_xaxis_transform(), ha=ha, va="top", fontsize=7.5,
+                   color="grey")
         b.set_yscale("log")
+        ylo, yhi = b.get_ylim()
+        b.set_ylim(ylo, yhi * 2.2)  # headroom for the stage labels
         plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.02, not 2x10^-2
         b.yaxis.set_major_formatter(plain)
         b.yaxis.set_minor_formatter(FuncFormatter(  # label 2, 3 and 5 x 10^k only: no crowding
@@ -372,10 +379,14 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
             if not len(sub):
                 ax.set_visible(False)
                 continue
-            sns.lineplot(data=sub, x="epoch", y="test_acc", style="method", style_order=methods,
-                         dashes=METHOD_DASHES, color=PALETTE.get(metric, "k"),
-                         errorbar=err if sub.seed.nunique() > 1 else None, err_kws={"alpha": 0.2},
-                         marker="o", markersize=3.5, markeredgewidth=0, legend=False, ax=ax)
+            colour = PALETTE.get(metric, "k")
+            for meth in methods:  # LUTBoost: filled band; baseline: hatched, unfilled band (they overlap)
+                band_kws = ({"alpha": 0.22, "lw": 0} if meth == "lutboost" else
+                            {"facecolor": "none", "edgecolor": colour, "hatch": "////", "alpha": 0.45, "lw": 0})
+                sns.lineplot(data=sub[sub.method == meth], x="epoch", y="test_acc", color=colour,
+                             dashes=False, ls="-" if meth == "lutboost" else "--",
+                             errorbar=err if sub.seed.nunique() > 1 else None, err_kws=band_kws,
+                             marker="o", markersize=3.5, markeredgewidth=0, legend=False, ax=ax)
             fp = sub.groupby("seed").fp32_acc.first()
             ax.axhline(fp.mean(), color=PALETTE["fp32"], ls=":", lw=1.2)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -387,9 +398,14 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
                Line2D([], [], color="k", ls="--", label=METHOD_LABELS["single_stage"]),
                Line2D([], [], color=PALETTE["fp32"], ls=":", label="fp32 (mean over seeds)"),
                plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.25,
-                             label=f"band: {BANDS[band]}" if df.seed.nunique() > 1 else "one seed: no band")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8.5)
-    fig.suptitle(title or "LUTBoost vs single-stage conversion at equal epochs (line: mean over seeds)")
+                             label=f"LUTBoost band: {BANDS[band]}" if df.seed.nunique() > 1 else "one seed: no band")]
+    if df.seed.nunique() > 1 and "single_stage" in methods:
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="grey", hatch="////",
+                                     label=f"single-stage band: {BANDS[band]}"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5)
+    fig.suptitle(title or "LUTBoost vs single-stage conversion at equal epochs (line: mean over seeds)\n"
+                 "test accuracy with float tables during training; the accuracy table reports the kept state "
+                 "with INT8 tables", fontsize=10.5)
     return fig
 
 
@@ -426,7 +442,7 @@ def plot_accuracy_vs_bits(df: pd.DataFrame, title: str = ""):
                                                             sorted(set(zip(t.v, t.c)))), include_groups=False)
         ax.set_xticks(list(ticks.index), [f"{b:g}\n{lab}" for b, lab in ticks.items()], fontsize=8)
         ax.xaxis.set_minor_locator(plt.NullLocator())
-        ax.set_xlabel("bits per activation, log2(c)/v  [(v, c) below]")
+        ax.set_xlabel("bits per activation, log2(c)/v (log scale)  [(v, c) below]")
         ax.set_ylabel("test accuracy (%), INT8 tables")
         n = int(df[df.model == model].seed.nunique())
         ax.set_title(f"{model} ({n} seeds: mean ± 1 sd)" if n > 1 else f"{model} (1 seed: no error bar)")

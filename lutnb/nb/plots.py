@@ -304,10 +304,12 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
                 b.axvline(lo - 0.5, color="grey", lw=0.8)
             # inside the frame, in headroom above the data: the first label starts at the left edge, the last
             # ends at the right edge (a one-epoch stage is narrower than its name)
-            xpos, ha = ((lo - 0.4, "left") if i == 0 and last else (hi + 0.4, "right") if i == last and last
-                        else ((lo + hi) / 2, "center"))
-            b.text(xpos, 0.97, name, transform=b.get_xaxis_transform(), ha=ha, va="top", fontsize=7.5,
-                   color="grey")
+            if last and i in (0, last):  # axes coordinates: 1 % in from the left / right edge
+                b.text(0.01 if i == 0 else 0.99, 0.97, name, transform=b.transAxes, ha="left" if i == 0 else "right",
+                       va="top", fontsize=7.5, color="grey")
+            else:
+                b.text((lo + hi) / 2, 0.97, name, transform=b.get_xaxis_transform(), ha="center", va="top",
+                       fontsize=7.5, color="grey")
         b.set_yscale("log")
         ylo, yhi = b.get_ylim()
         b.set_ylim(ylo, yhi * 2.2)  # headroom for the stage labels

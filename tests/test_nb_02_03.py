@@ -32,6 +32,18 @@ def test_nb02_lutboost(run_notebook):
     ss = [r for r in res["records"] if r["method"] == "single_stage"]
     assert lb[0]["epochs"] == ss[0]["epochs"]  # equal-epoch comparison
     assert res["cells"] == len(res["summary"]) // 2
+    # paired per-seed differences LUTBoost - single-stage, one row per (model, metric), recomputed from the records
+    acc = {(r["model"], r["metric"], r["seed"], r["method"]): r["lut_acc"] for r in res["records"]}
+    assert len(res["paired_diff"]) == res["cells"]
+    for p in res["paired_diff"]:
+        diffs = [acc[(p["model"], p["metric"], s, "lutboost")] - acc[(p["model"], p["metric"], s, "single_stage")]
+                 for s in res["seeds"]]
+        assert p["n_seeds"] == len(diffs) and abs(p["mean_diff"] - sum(diffs) / len(diffs)) < 1e-9
+        assert p["detectable"] is False  # SMOKE: one seed, no interval, never called detectable
+    assert res["paired_detectable"] == sum(p["detectable"] for p in res["paired_diff"])
+    kept = res["selected_stage_counts"]  # guard-kept states counted per method, not mixed
+    assert set(kept) == {"lutboost", "single_stage"}
+    assert sum(kept["lutboost"].values()) == len(lb) and sum(kept["single_stage"].values()) == len(ss)
 
 
 def test_nb03_accuracy_vs_bits(run_notebook):
@@ -47,3 +59,9 @@ def test_nb03_accuracy_vs_bits(run_notebook):
         assert by[(metric, 4)] > 93.0  # 1 bit
         assert by[(metric, 8)] > 40.0  # 0.5 bit without training: far above chance (10 %)
         assert by[(metric, 2)] >= by[(metric, 8)] - 1.0  # more bits never much worse
+    # steps to more bits: the metric-averaged gain of each step, from the records (one seed in SMOKE)
+    mean_at = {b: sum(r["lut_acc"] for r in recs if r["bits"] == b) / 3 for b in (0.5, 1.0, 2.0)}
+    steps = res["bit_steps"]
+    assert [(s["from_bits"], s["to_bits"]) for s in steps] == [(0.5, 1.0), (1.0, 2.0)]
+    for s in steps:
+        assert abs(s["mean_gain"] - (mean_at[s["to_bits"]] - mean_at[s["from_bits"]])) < 1e-9

@@ -52,6 +52,7 @@ def test_fig09_bands_per_method_and_metric_colours():
     for ax, metric in zip(axes, ("l2", "l1")):
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert len(bands) == 2  # one band per method (three seeds)
+        assert sorted(bool(b.get_hatch()) for b in bands) == [False, True]  # baseline band hatched: told apart
         data_lines = [ln for ln in ax.lines if len(ln.get_xdata()) == 6]  # epochs 0..5
         assert len(data_lines) == 2  # one mean line per method, not one per seed
         assert {matplotlib.colors.to_hex(ln.get_color()) for ln in data_lines} == {PALETTE[metric]}
@@ -62,6 +63,7 @@ def test_fig09_bands_per_method_and_metric_colours():
     assert axes[0].get_ylabel() and axes[0].get_xlabel()
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("sd" in t for t in labels)  # the legend says what the band is
+    assert "float tables" in fig._suptitle.get_text() and "INT8" in fig._suptitle.get_text()
 
 
 def test_fig09_mean_line_is_the_mean_over_seeds():
@@ -101,6 +103,7 @@ def test_fig10_mean_and_sd_over_seeds():
     assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["0.5", "1", "2"]
     assert "(4,16)" in ax.get_xticklabels()[1].get_text()
     assert ax.get_xlabel() and ax.get_ylabel() and "sd" in ax.get_title()
+    assert "log scale" in ax.get_xlabel()
     with pytest.raises(ValueError, match="lut_acc"):
         plots.plot_accuracy_vs_bits(pd.DataFrame(rows).drop(columns="lut_acc"))
 
@@ -113,6 +116,17 @@ def test_fig08_dot_plot_rolled_back_and_integer_epochs():
     assert not a.patches  # dots, not bars (no truncated bar axis)
     hollow = [col for col in a.collections if len(col.get_offsets()) and np.allclose(col.get_facecolor()[0], 1.0)]
     assert len(hollow) == 2  # the rolled-back stage, float and INT8 tables
+    # the stage after a rolled-back one starts from the kept state: no line leaves a rolled-back point
+    mid = stages.assign(rolled_back=[False, False, True, False])  # the joint stage rolled back, lut_qat kept
+    a_mid = plots.plot_lutboost_stages(mid, hist, fp32_acc=98.5, c=16).axes[0]
+    rb = 2
+    starts = [round(float(ln.get_xdata()[0])) for ln in a_mid.lines if len(ln.get_xdata()) == 2]
+    ends = [round(float(ln.get_xdata()[1])) for ln in a_mid.lines if len(ln.get_xdata()) == 2]
+    assert rb not in starts and ends.count(rb + 1) == 2 and starts.count(rb - 1) == 4
+    fig_n = plots.plot_lutboost_stages(stages, hist, fp32_acc=98.5, c=16, n_test=450)
+    assert "1 test image = 0.22 pt" in fig_n.axes[0].get_ylabel()
+    # stage labels of (b) sit inside the axes (not clipped above the frame)
+    assert all(t.get_position()[1] <= 1.0 for t in b.texts)
     assert isinstance(b.xaxis.get_major_locator(), MaxNLocator)
     assert b.get_yscale() == "log"
     drawn = {ln.get_label() for ln in b.lines}
@@ -181,6 +195,12 @@ def test_fig02_integer_ticks_and_row_zero_as_a_sum_of_lookups():
     assert len(pe.patches) == ex.codebooks.shape[0] * ex.y_lut.shape[1]  # S stacked parts per output
     for ax in (pa, pb, pc, pd_, pe, pf):
         assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    # (a) draws the example's own codebook of sub-space 0 (the one its tables use), not the one passed in
+    assert any(np.allclose(c.get_offsets(), ex.codebooks[0].numpy()) for c in pa.collections
+               if len(c.get_offsets()) == ex.c)
+    # (e) one colour per sub-space: no two legend entries of the stacked parts share a colour
+    part_colours = [tuple(h.get_facecolor()) for h in pe.get_legend().legend_handles if hasattr(h, "get_width")]
+    assert len(part_colours) == ex.codebooks.shape[0] == len(set(part_colours))
     assert not plots.plot_lut_gemm(ex).axes[0].get_visible()  # no 2-D points: panel (a) is left out
 
 

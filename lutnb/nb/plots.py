@@ -58,6 +58,9 @@ def plot_scalar_vs_vq(df, title: str = ""):
     handles += [Line2D([], [], color="grey", marker=markers.get(v, "o"), ls="", label=f"VQ, v = {v}")
                 for v in sorted(set(vq.v))]
     ax.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.text(0.01, -0.02, "VQ codebooks fitted on one half of the layer's input rows; both methods' errors measured on "
+             "the other half.\nVQ at v = 1 is non-uniform (k-means) scalar quantization; uniform INT-b is the black "
+             "line. Metrics whose points coincide hide each other.", fontsize=8, va="top", color="0.3")
     return fig
 
 
@@ -105,10 +108,18 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     set_style()
     fig, axes = plt.subplots(2, 3, figsize=(13.5, 8.2), layout="constrained")
     (pa, pb, pc), (pd_, pe, pf) = axes
-    if points2d is not None:
+    if points2d is not None and ex.v == 2:
+        # the example's own codebook of sub-space 0 (its first v = 2 inputs), the one the tables in (d) use;
+        # `codebooks2d` is accepted for compatibility and not drawn
         metric = ex.metric
-        plot_voronoi(pa, points2d, codebooks2d[metric], metric)
-        pa.set_title(f"(a) one 2-D sub-space, c = {len(codebooks2d[metric])}:\nnearest centroid ({metric})")
+        c0 = ex.codebooks[0].numpy()
+        plot_voronoi(pa, points2d, c0, metric)
+        x0 = ex.x[:, :2].numpy()
+        pa.scatter(x0[:, 0], x0[:, 1], marker="o", s=36, color="w", edgecolor="k", lw=0.8, zorder=5,
+                   label="rows of X in (b)")
+        pa.legend(loc="upper right", fontsize=7.5)
+        pa.set_title(f"(a) sub-space 0 of the example, its c = {len(c0)} centroids C_0:\n"
+                     f"nearest centroid ({metric})")
         pa.set_xlabel("activation x[0]")
         pa.set_ylabel("activation x[1]")
     else:
@@ -143,12 +154,12 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     parts = np.stack([ex.tables[s, int(ex.idx[0, s])].numpy() for s in range(S)])  # (S, N)
     n_out = parts.shape[1]
     bottom_pos, bottom_neg = np.zeros(n_out), np.zeros(n_out)
-    colors = plt.get_cmap("Pastel1")
+    colors = plt.get_cmap("Set2")  # no red: the exact values are red crosses
     for s in range(S):
         part = parts[s]
         base = np.where(part >= 0, bottom_pos, bottom_neg)
-        pe.bar(range(n_out), part, bottom=base, color=colors(int(ex.idx[0, s]) % 9), edgecolor="k", lw=0.6,
-               label=f"T_{s}[{int(ex.idx[0, s])}]")
+        pe.bar(range(n_out), part, bottom=base, color=colors(s % 8), edgecolor="k", lw=0.6,
+               label=f"s = {s}: T_{s}[{int(ex.idx[0, s])}]")
         bottom_pos += np.clip(part, 0, None)
         bottom_neg += np.clip(part, None, 0)
     pe.scatter(range(n_out), parts.sum(0), marker="_", s=300, color="k", zorder=3, label="sum (look-up)")
@@ -158,8 +169,9 @@ def plot_lut_gemm(ex, points2d: np.ndarray | None = None, codebooks2d: dict | No
     pe.set_xticks(range(n_out))
     pe.set_xlabel("output n")
     pe.set_ylabel("value")
-    pe.set_title(f"(e) row m = 0: Y[0, n] = Σ_s T_s[idx[0, s], n],\n{S} look-ups and adds per output")
-    pe.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    pe.set_title(f"(e) row m = 0: Y[0, n] = Σ_s T_s[idx[0, s], n],\n{S} look-ups and adds per output "
+                 f"(colour = sub-space s)")
+    pe.legend(fontsize=7, loc="best", framealpha=0.85)
     ye, yl = ex.y_exact.numpy().ravel(), ex.y_lut.numpy().ravel()
     pf.scatter(ye, yl, s=16, c=PALETTE.get(ex.metric, "C0"))
     lo, hi = min(ye.min(), yl.min()), max(ye.max(), yl.max())
@@ -240,10 +252,13 @@ def stage_history(report) -> pd.DataFrame:
     return out
 
 
-def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: float, c: int, title: str = ""):
+def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: float, c: int, title: str = "",
+                         n_test: int | None = None):
     """Figure 8, one LUTBoost run: (a) test accuracy after each stage (float and INT8 tables, dot plot; rolled-back
     stages hollow), (b) loss terms per epoch with the stage boundaries, (c) relative reconstruction error and
-    (d) codebook entropy after each stage. stages: `report.to_frame()`; history: `stage_history(report)`."""
+    (d) codebook entropy after each stage. stages: `report.to_frame()`; history: `stage_history(report)`.
+    A stage starts from the state the guard kept, so (a) draws each point's line from the last stage that was not
+    rolled back. `n_test`: test images, to mark what one image is worth in points."""
     _require(stages, ["test_acc_lut", "test_acc_int8", "recon_rel", "entropy_bits"], "stages (report.to_frame())")
     set_style()
     done = stages[~stages["skipped"]] if "skipped" in stages else stages
@@ -254,14 +269,19 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
     for col, key, dx, marker in (("test_acc_lut", "float_tables", -0.08, "o"),
                                  ("test_acc_int8", "int8_tables", 0.08, "s")):
         vals = done[col].to_numpy(dtype=float)
-        a.plot(x + dx, vals, color=PALETTE[key], lw=1, alpha=0.5)
+        kept = 0  # the state the next stage starts from (runner: a rolled-back stage reloads the best state)
+        for i in range(1, len(vals)):
+            a.plot([kept + dx, i + dx], [vals[kept], vals[i]], color=PALETTE[key], lw=1, alpha=0.5,
+                   ls=":" if rolled[i] else "-")
+            if not rolled[i]:
+                kept = i
         a.scatter(x[~rolled] + dx, vals[~rolled], marker=marker, s=45, color=PALETTE[key], zorder=3)
         a.scatter(x[rolled] + dx, vals[rolled], marker=marker, s=45, facecolors="white", edgecolors=PALETTE[key],
                   zorder=3)
     a.axhline(fp32_acc, color=PALETTE["fp32"], ls=":", lw=1.2)
     a.set_xticks(x, done.index)
     a.set_xlim(-0.5, len(done) - 0.5)
-    a.set_ylabel("test accuracy (%)")
+    a.set_ylabel("test accuracy (%)" + (f"\n1 test image = {100.0 / n_test:.2f} pt" if n_test else ""))
     a.set_xlabel("after stage")
     a.set_title("(a) accuracy after each stage", pad=16)
     handles = [Line2D([], [], color=PALETTE["float_tables"], marker="o", label="float tables"),
@@ -278,12 +298,21 @@ def plot_lutboost_stages(stages: pd.DataFrame, history: pd.DataFrame, fp32_acc: 
                 b.plot(history["epoch"], history[col].where(history[col] > 0), ls, marker="o", ms=3,
                        color=PALETTE[col], label=col)
         bounds = history.groupby("stage", sort=False)["epoch"].agg(["min", "max"])
+        last = len(bounds) - 1
         for i, (name, (lo, hi)) in enumerate(bounds.iterrows()):
             if i:
                 b.axvline(lo - 0.5, color="grey", lw=0.8)
-            b.text((lo + hi) / 2, 1.01, name, transform=b.get_xaxis_transform(), ha="center", va="bottom",
-                   fontsize=7.5, color="grey")
+            # inside the frame, in headroom above the data: the first label starts at the left edge, the last
+            # ends at the right edge (a one-epoch stage is narrower than its name)
+            if last and i in (0, last):  # axes coordinates: 1 % in from the left / right edge
+                b.text(0.01 if i == 0 else 0.99, 0.97, name, transform=b.transAxes, ha="left" if i == 0 else "right",
+                       va="top", fontsize=7.5, color="grey")
+            else:
+                b.text((lo + hi) / 2, 0.97, name, transform=b.get_xaxis_transform(), ha="center", va="top",
+                       fontsize=7.5, color="grey")
         b.set_yscale("log")
+        ylo, yhi = b.get_ylim()
+        b.set_ylim(ylo, yhi * 2.2)  # headroom for the stage labels
         plain = FuncFormatter(lambda y, _: f"{y:g}")  # 0.02, not 2x10^-2
         b.yaxis.set_major_formatter(plain)
         b.yaxis.set_minor_formatter(FuncFormatter(  # label 2, 3 and 5 x 10^k only: no crowding
@@ -352,10 +381,14 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
             if not len(sub):
                 ax.set_visible(False)
                 continue
-            sns.lineplot(data=sub, x="epoch", y="test_acc", style="method", style_order=methods,
-                         dashes=METHOD_DASHES, color=PALETTE.get(metric, "k"),
-                         errorbar=err if sub.seed.nunique() > 1 else None, err_kws={"alpha": 0.2},
-                         marker="o", markersize=3.5, markeredgewidth=0, legend=False, ax=ax)
+            colour = PALETTE.get(metric, "k")
+            for meth in methods:  # LUTBoost: filled band; baseline: hatched, unfilled band (they overlap)
+                band_kws = ({"alpha": 0.22, "lw": 0} if meth == "lutboost" else
+                            {"facecolor": "none", "edgecolor": colour, "hatch": "////", "alpha": 0.45, "lw": 0})
+                sns.lineplot(data=sub[sub.method == meth], x="epoch", y="test_acc", color=colour,
+                             dashes=False, ls="-" if meth == "lutboost" else "--",
+                             errorbar=err if sub.seed.nunique() > 1 else None, err_kws=band_kws,
+                             marker="o", markersize=3.5, markeredgewidth=0, legend=False, ax=ax)
             fp = sub.groupby("seed").fp32_acc.first()
             ax.axhline(fp.mean(), color=PALETTE["fp32"], ls=":", lw=1.2)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -367,9 +400,14 @@ def plot_lutboost_vs_single_stage(records: list[dict], band: str = "sd", title: 
                Line2D([], [], color="k", ls="--", label=METHOD_LABELS["single_stage"]),
                Line2D([], [], color=PALETTE["fp32"], ls=":", label="fp32 (mean over seeds)"),
                plt.Rectangle((0, 0), 1, 1, color="grey", alpha=0.25,
-                             label=f"band: {BANDS[band]}" if df.seed.nunique() > 1 else "one seed: no band")]
-    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8.5)
-    fig.suptitle(title or "LUTBoost vs single-stage conversion at equal epochs (line: mean over seeds)")
+                             label=f"LUTBoost band: {BANDS[band]}" if df.seed.nunique() > 1 else "one seed: no band")]
+    if df.seed.nunique() > 1 and "single_stage" in methods:
+        handles.append(plt.Rectangle((0, 0), 1, 1, facecolor="none", edgecolor="grey", hatch="////",
+                                     label=f"single-stage band: {BANDS[band]}"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8.5)
+    fig.suptitle(title or "LUTBoost vs single-stage conversion at equal epochs (line: mean over seeds)\n"
+                 "test accuracy with float tables during training; the accuracy table reports the kept state "
+                 "with INT8 tables", fontsize=10.5)
     return fig
 
 
@@ -406,7 +444,7 @@ def plot_accuracy_vs_bits(df: pd.DataFrame, title: str = ""):
                                                             sorted(set(zip(t.v, t.c)))), include_groups=False)
         ax.set_xticks(list(ticks.index), [f"{b:g}\n{lab}" for b, lab in ticks.items()], fontsize=8)
         ax.xaxis.set_minor_locator(plt.NullLocator())
-        ax.set_xlabel("bits per activation, log2(c)/v  [(v, c) below]")
+        ax.set_xlabel("bits per activation, log2(c)/v (log scale)  [(v, c) below]")
         ax.set_ylabel("test accuracy (%), INT8 tables")
         n = int(df[df.model == model].seed.nunique())
         ax.set_title(f"{model} ({n} seeds: mean ± 1 sd)" if n > 1 else f"{model} (1 seed: no error bar)")

@@ -131,7 +131,14 @@ def _h02(r: dict) -> list[str]:
         rows = [s for s in lb if s["model"] == model]
         out.append(f"{model}: LUTBoost mean drop (fp32 - LUT, INT8 tables, {rows[0].get('seeds')} seeds) "
                    + ", ".join(f"{s['metric']} {s['drop_mean']:.2f} pt" for s in rows))
-    if "lutboost_wins" in r:
+    paired = r.get("paired_diff") or []
+    if paired:
+        out.append("LUTBoost - fair single-stage baseline at equal epochs, paired by seed (mean, 95 % t-interval): "
+                   + "; ".join(f"{p['model']} {p['metric']} {p['mean_diff']:+.2f} pt [{p['ci95_low']:+.2f}, "
+                               f"{p['ci95_high']:+.2f}]" for p in paired)
+                   + f"; a detectable difference in {sum(bool(p['detectable']) for p in paired)} of {len(paired)} "
+                   "cells")
+    elif "lutboost_wins" in r:
         out.append(f"LUTBoost above the fair single-stage baseline at equal epochs in {r['lutboost_wins']} of "
                    f"{r.get('cells')} (model, metric) cells, tied in {r.get('lutboost_ties')}")
     return out

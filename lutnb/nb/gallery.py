@@ -162,7 +162,8 @@ def _h04(r: dict) -> list[str]:
     out = [f"ResNet-18 at {r.get('image_size')}x{r.get('image_size')}: {_f(r.get('resnet18_cycles'), ',')} cycles "
            f"({_f(r.get('resnet18_latency_ms'))} ms), lane utilisation {_f(r.get('resnet18_utilization'), '.1%')} "
            f"on the default design, {_f(r.get('balanced_resnet18_utilization'), '.1%')} on the balanced one; "
-           f"cycles of a 32x32 INT8 weight-stationary array / LUT-DLA's: {_f(r.get('dense_over_lut_cycles'))} "
+           f"cycles of a 32x32 INT8 weight-stationary array / the package default's, at the same "
+           f"{r.get('lut_offchip_bytes_per_cycle', '?')} B/cycle link: {_f(r.get('dense_over_lut_cycles'))} "
            "(below 1: the dense array is faster)",
            f"double buffering the tables: {_f(r.get('double_buffer_speedup'))}x fewer cycles; LUT-Stationary reloads "
            f"tables {r.get('ls_table_reloads')} times vs {r.get('os_table_reloads')} for output-stationary; the "

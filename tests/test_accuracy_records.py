@@ -173,3 +173,18 @@ def test_codesign_does_not_import_experiments_nb_or_private_names():
             elif isinstance(node, ast.Import):
                 assert not [a.name for a in node.names if re.match(r"lutnb\.(experiments|nb)\b", a.name)], path.name
         assert not re.search(r"\d\d_[a-z_]+\.json|read_results", path.read_text()), f"{path.name} reads results"
+
+
+def test_one_run_written_by_two_notebooks_counts_once(tmp_path):
+    """Notebooks 02 and 03 both record LUTBoost at v=4, c=16 for the same seeds: averages and seed counts must be
+    over distinct runs, not over the files that mention them."""
+    runs = [_rec(seed=s, accuracy=0.97 + 0.01 * s) for s in (0, 1, 2)]
+    X.write_accuracy_records("02_lutboost", runs, tmp_path)
+    X.write_accuracy_records("03_accuracy_vs_bits", runs + [_rec(seed=3, accuracy=0.90)], tmp_path)
+    recs = A.read_accuracy_records(tmp_path)
+    assert sorted(r.seed for r in recs) == [0, 1, 2, 3]
+    table = A.stored_accuracy_table(records=recs)
+    assert table.accuracy.iloc[0] == pytest.approx((0.97 + 0.98 + 0.99 + 0.90) / 4)
+    # records without a seed cannot be told apart: all are kept
+    X.write_accuracy_records("04_x", [_rec(seed=None), _rec(seed=None)], tmp_path)
+    assert len(A.read_accuracy_records(tmp_path)) == 6

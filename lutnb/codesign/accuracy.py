@@ -126,7 +126,9 @@ def _file_error(path: Path, what: str) -> AccuracyRecordError:
 def read_accuracy_records(directory=None) -> list[AccuracyRecord]:
     """Every record of every `*.json` file in `directory` (default results/accuracy_records), files in name
     order; [] when the folder does not exist. A file that does not follow the schema raises an
-    AccuracyRecordError naming the file."""
+    AccuracyRecordError naming the file. One run written by two notebooks (the same model, metric, v, c, source,
+    table bits and seed: notebooks 02 and 03 both record LUTBoost at v=4, c=16) counts once, as the first file
+    has it, so that averages and seed counts are over distinct runs."""
     base = Path(directory) if directory is not None else records_dir()
     out: list[AccuracyRecord] = []
     for path in sorted(base.glob("*.json")) if base.is_dir() else []:
@@ -149,7 +151,15 @@ def read_accuracy_records(directory=None) -> list[AccuracyRecord]:
                 out.append(AccuracyRecord(**rec))
             except AccuracyRecordError as err:
                 raise _file_error(path, f"record {i}: {err}") from err
-    return out
+    seen: set = set()
+    unique = []
+    for rec in out:
+        key = (rec.model, rec.metric, rec.v, rec.c, rec.source, rec.table_bits, rec.seed)
+        if rec.seed is not None and key in seen:
+            continue
+        seen.add(key)
+        unique.append(rec)
+    return unique
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:

@@ -179,7 +179,8 @@ def _h05(r: dict) -> list[str]:
         b = _get(r, "ratios", name)
         if not b:
             continue
-        out.append(f"{label}, the LUT-DLA points with a stored accuracy (the digits CNN's at the same metric, v, c) "
+        out.append(f"{label}, the LUT-DLA points with a stored accuracy (the project's small CNNs' records at the "
+                   "same metric, v, c: not measured on this model) "
                    f"against equal-area / equal-throughput dense arrays ({b.get('n_ratios')} ratios): power "
                    f"efficiency {_f(b.get('power_eff_ratio_core_min'))}-{_f(b.get('power_eff_ratio_core_max'))}x "
                    f"(core accounting), {_f(b.get('power_eff_ratio_system_min'))}-"

@@ -120,6 +120,11 @@ def _h01(r: dict) -> list[str]:
     return out
 
 
+def _signed(x: float) -> str:
+    """+0.22 / -0.15, and 0.00 for values that round to zero (never -0.00)."""
+    return "0.00" if abs(x) < 0.005 else f"{x:+.2f}"
+
+
 def _lutboost_rows(r: dict, method: str) -> list[dict]:
     return [s for s in r.get("summary", []) if s.get("method", "lutboost") == method]
 
@@ -134,8 +139,8 @@ def _h02(r: dict) -> list[str]:
     paired = r.get("paired_diff") or []
     if paired:
         out.append("LUTBoost - fair single-stage baseline at equal epochs, paired by seed (mean, 95 % t-interval): "
-                   + "; ".join(f"{p['model']} {p['metric']} {p['mean_diff']:+.2f} pt [{p['ci95_low']:+.2f}, "
-                               f"{p['ci95_high']:+.2f}]" for p in paired)
+                   + "; ".join(f"{p['model']} {p['metric']} {_signed(p['mean_diff'])} pt [{_signed(p['ci95_low'])}, "
+                               f"{_signed(p['ci95_high'])}]" for p in paired)
                    + f"; a detectable difference in {sum(bool(p['detectable']) for p in paired)} of {len(paired)} "
                    "cells")
     elif "lutboost_wins" in r:

@@ -207,7 +207,7 @@ def plot_table_swap(tl_single, t_single: dict, tl_double, t_double: dict, max_ti
     handles = [Patch(fc=TIMELINE_COLORS[k], ec="black", lw=0.4) for k in ("dma", "imm")]
     n_tiles = len(tl_double)
     shown = min(max_tiles, n_tiles)
-    fig.suptitle(f"Fig. 7: table swaps, first {shown} of {n_tiles} table tiles s drawn; cycle counts are totals "
+    fig.suptitle(f"Fig. 7: table swaps, first {shown} of {n_tiles} table tiles drawn; cycle counts are totals "
                  f"over all {n_tiles} tiles (our simulator)", fontsize=11)
     fig.tight_layout()
     legend_below(fig, handles, ["DMA loads table tile s", "IMM streams rows through tile s"])

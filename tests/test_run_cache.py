@@ -8,7 +8,7 @@ import torch
 from lutnb.boosting.config import LUTBoostConfig
 from lutnb.experiments import compare as cmp
 from lutnb.files import RunCache, cacheable
-from lutnb.nb.results import comparable, differences
+from lutnb.nb.results import differences, is_timing
 
 
 @pytest.fixture
@@ -67,14 +67,13 @@ def test_unknown_method_is_refused_before_any_work(tmp_path, fake_training):
     assert fake_training == []
 
 
-def test_comparable_drops_timing_only():
-    a = {"seconds": 1.0, "acc": 97.5, "runs": [{"seconds": 2.0, "lut_acc": 90.0, "epoch_seconds": 3}],
-         "provenance": {"date_utc": "x"}}
-    b = {"seconds": 9.0, "acc": 97.5, "runs": [{"seconds": 7.0, "lut_acc": 90.0, "epoch_seconds": 4}],
-         "provenance": {"date_utc": "y"}}
-    assert comparable(a) == comparable(b) == {"acc": 97.5, "runs": [{"lut_acc": 90.0}]}
+def test_differences_set_timing_apart():
+    a = {"seconds": 1.0, "acc": 97.5, "runs": [{"seconds": 2.0, "lut_acc": 90.0, "epoch_seconds": 3}]}
+    b = {"seconds": 9.0, "acc": 97.5, "runs": [{"seconds": 7.0, "lut_acc": 90.0, "epoch_seconds": 4}]}
+    assert [d for d in differences(a, b) if not is_timing(d[0])] == []
+    assert len(differences(a, b)) == 3
     b["runs"][0]["lut_acc"] = 90.2
-    assert differences(comparable(a), comparable(b)) == ["/runs[0]/lut_acc: 90.0 != 90.2"]
+    assert [d for d in differences(a, b) if not is_timing(d[0])] == [(("runs", 0, "lut_acc"), 90.0, 90.2)]
 
 
 def test_cacheable_keys_on_every_argument(tmp_path):

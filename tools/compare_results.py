@@ -8,30 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
-TIMING = re.compile(r"(second|time|wall|elapsed|duration|_s$|_ms$|per_s)", re.I)
-
-
-def differences(a, b, path=()) -> list:
-    """[(path, old, new)] for every leaf where a and b differ (a missing key shows as '<absent>')."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            if k not in a or k not in b:
-                out.append(((*path, k), a.get(k, "<absent>"), b.get(k, "<absent>")))
-            else:
-                out += differences(a[k], b[k], (*path, k))
-        return out
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, (*path, i))]
-    return [] if a == b else [(path, a, b)]
-
-
-def is_timing(path: tuple) -> bool:
-    return any(isinstance(k, str) and TIMING.search(k) for k in path)
+from lutnb.nb.results import differences, is_timing
 
 
 def compare(old: Path, new: Path, show: int = 40) -> int:

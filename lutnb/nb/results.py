@@ -5,8 +5,8 @@ A FULL run (see `lutnb.nb.run`) also writes data/reference_results/NN_name.json,
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any
 
 from ..files import atomic_write_bytes, json_safe, reference_dir, results_dir
 from .run import provenance, run_mode
@@ -37,40 +37,26 @@ def read_results(name: str, directory: str | Path | None = None) -> dict:
     return json.loads((out / f"{name}.json").read_text())
 
 
-# keys whose values are wall-clock measurements or dates: two runs of the same seed differ only in these
-TIMING_KEYS = frozenset({"seconds", "wall_seconds", "wall_s", "date_utc", "started", "elapsed", "time_s",
-                         "lutboost_s", "single_s", "run_seconds_total", "provenance"})
+# keys that hold wall-clock measurements (seconds, times, throughput measured on this machine): two runs with the
+# same seed may differ there and nowhere else (the determinism tests, tools/compare_results.py)
+TIMING = re.compile(r"(second|time|wall|elapsed|duration|_s$|_ms$|per_s)", re.I)
 
 
-def comparable(payload: Any) -> Any:
-    """`payload` without its timing fields (`TIMING_KEYS`, and keys ending in ``_seconds``): what two runs
-    with the same seed must reproduce exactly (the determinism tests compare this)."""
-    if isinstance(payload, dict):
-        return {k: comparable(v) for k, v in payload.items()
-                if k not in TIMING_KEYS and not str(k).endswith("_seconds")}
-    if isinstance(payload, list):
-        return [comparable(v) for v in payload]
-    return payload
+def is_timing(path: tuple) -> bool:
+    """True when any key on `path` names a timing field (`TIMING`)."""
+    return any(isinstance(k, str) and TIMING.search(k) for k in path)
 
 
-def differences(a: Any, b: Any, path: str = "", limit: int = 10) -> list[str]:
-    """Up to `limit` places where two (comparable) results differ, as 'path: a != b' lines."""
-    out: list[str] = []
-
-    def walk(x, y, p):
-        if len(out) >= limit:
-            return
-        if isinstance(x, dict) and isinstance(y, dict):
-            for k in sorted(set(x) | set(y), key=str):
-                if k not in x or k not in y:
-                    out.append(f"{p}/{k}: only in {'second' if k not in x else 'first'}")
-                else:
-                    walk(x[k], y[k], f"{p}/{k}")
-        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
-            for i, (u, w) in enumerate(zip(x, y)):
-                walk(u, w, f"{p}[{i}]")
-        elif x != y:
-            out.append(f"{p or '/'}: {str(x)[:80]} != {str(y)[:80]}")
-
-    walk(a, b, path)
-    return out
+def differences(a, b, path=()) -> list:
+    """[(path, old, new)] for every leaf where a and b differ (a missing key shows as '<absent>')."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            if k not in a or k not in b:
+                out.append(((*path, k), a.get(k, "<absent>"), b.get(k, "<absent>")))
+            else:
+                out += differences(a[k], b[k], (*path, k))
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, (*path, i))]
+    return [] if a == b else [(path, a, b)]

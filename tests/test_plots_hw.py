@@ -269,12 +269,13 @@ def test_versus_table_rows_per_point_and_matching():
 
 
 def test_pareto_mask_keeps_only_undominated_points():
-    from lutnb.nb.plots_hw import pareto_mask
+    import pandas as pd
 
-    x = [1.0, 2.0, 3.0, 2.0, 0.5]
-    y = [0.9, 0.8, 0.5, 0.7, 0.95]
+    from lutnb.codesign.dse import pareto_mask  # figure 12's front uses the DSE's own mask
+
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 2.0, 0.5], "y": [0.9, 0.8, 0.5, 0.7, 0.95]})
     # (2, 0.7) is beaten by (2, 0.8); the others trade accuracy for efficiency
-    assert pareto_mask(x, y).tolist() == [True, True, True, False, True]
+    assert pareto_mask(df, ("x", "y")).tolist() == [True, True, True, False, True]
 
 
 def test_fig12_draws_front_and_labels_only_front_points():

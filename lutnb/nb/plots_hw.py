@@ -7,6 +7,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator
 
+from ..codesign.dse import pareto_mask
 from ..hw.config import LUTDLAConfig
 from .figures import PALETTE, plt, set_style
 
@@ -322,21 +323,9 @@ def plot_one_factor(curves, base: dict, metrics=(("tops_per_w_core", "core TOPS/
 def _dense_log_ticks(ax, axis: str, lo: float, hi: float) -> None:
     """Log scale on `axis` with ticks at 1, 1.5, 2, 3, 5, 7 per decade inside [lo, hi] (at least two ticks),
     plain-number labels and no minor labels."""
-    getattr(ax, f"set_{axis}scale")("log")
-    a = ax.xaxis if axis == "x" else ax.yaxis
     decades = range(int(np.floor(np.log10(lo))) - 1, int(np.ceil(np.log10(hi))) + 1)
     ticks = [m * 10.0 ** d for d in decades for m in (1, 1.5, 2, 3, 5, 7) if lo <= m * 10.0 ** d <= hi]
-    if len(ticks) < 2:
-        ticks = [lo, hi]
-    a.set_major_locator(FixedLocator(ticks))
-    a.set_major_formatter(FuncFormatter(plain_number))
-    a.set_minor_locator(NullLocator())
-
-
-def pareto_mask(x, y) -> np.ndarray:
-    """True for points no other point beats in both x and y (higher is better in both; ties kept)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return np.array([not np.any((x >= xi) & (y >= yi) & ((x > xi) | (y > yi))) for xi, yi in zip(x, y)], dtype=bool)
+    set_log_ticks(ax, axis, ticks if len(ticks) >= 2 else [lo, hi])
 
 
 def plot_accuracy_vs_efficiency(points, title: str = "Fig. 12: Pareto fronts of measured test accuracy against "
@@ -360,7 +349,7 @@ def plot_accuracy_vs_efficiency(points, title: str = "Fig. 12: Pareto fronts of 
                 ax.errorbar(g[col], g["accuracy"] * 100, yerr=err, fmt=SOURCE_MARKERS.get(src, "D"), ms=5,
                             color=PALETTE.get(m, "k"), capsize=2, lw=1, ls="none", alpha=0.85)
             # L1 and Chebyshev (and the conversion modes) can share a point: one label per (v, c) on the front
-            front = sub[pareto_mask(sub[col], sub["accuracy"])].sort_values([col, "accuracy"])
+            front = sub[pareto_mask(sub, (col, "accuracy"))].sort_values([col, "accuracy"])
             ax.step(front[col], front["accuracy"] * 100, where="post", color="0.35", lw=1.2, ls="--", zorder=1)
             for i, r in enumerate(front.drop_duplicates(["v", "c"], keep="last").itertuples()):
                 dy = 8 if i % 2 == 0 else -13

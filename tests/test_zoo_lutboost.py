@@ -116,6 +116,8 @@ def test_single_stage_is_fair_by_default():
             R.single_stage(nn.Linear(4, 2), [1], None)
     finally:
         R.lutboost = orig
+    ref = ref.for_data(1)  # a 1-example training set: the joint stage's min_steps raise its epochs
+    assert ref.stages[2].epochs == 600
     cfg = seen["stages"]
     j = cfg.stages[2]
     assert cfg.stages[0] == ref.stages[0] and cfg.keep_best

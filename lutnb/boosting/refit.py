@@ -102,7 +102,7 @@ def _normal_equations(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor,
     K, N = layer.K, layer.N
     G = torch.zeros(K + 1, K + 1, dtype=torch.float64)
     R = torch.zeros(K + 1, N, dtype=torch.float64)
-    W0 = layer.weight.detach().double()
+    W0 = layer.weight_matrix().detach().double()
     b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
     err0 = ref = 0.0
     for i in range(0, rows.shape[0], chunk):
@@ -121,7 +121,7 @@ def _normal_equations(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor,
 def _ridge_solve(layer: LUTLayer, G: torch.Tensor, R: torch.Tensor, ridge: float) -> torch.Tensor:
     """argmin ||A s - y||^2 + lam ||s - s0||^2 with lam = ``ridge`` x mean diag(X^T X), s0 = [W0^T; b0]."""
     K, N = layer.K, layer.N
-    W0 = layer.weight.detach().double()
+    W0 = layer.weight_matrix().detach().double()
     b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
     lam = ridge * float(G.diagonal()[:K].mean().clamp_min(1e-12))
     prior = torch.cat([W0.T, b0[None]], 0)  # (K+1, N): ridge pulls toward the original weights
@@ -149,6 +149,19 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
     cb = kmeans(x, layer.c, layer.metric, iters=iters, seed=seed)
     layer.codebooks.data.copy_(cb.to(layer.codebooks.dtype))
     layer.calibrated.fill_(True)
+    return ridge_refit(layer, rows, target, ridge, refit=refit_weights, chunk=chunk, generator=g)
+
+
+@torch.no_grad()
+def ridge_refit(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge, seed: int = 0,
+                  refit: bool = True, chunk: int = 8192, generator: torch.Generator | None = None) -> dict:
+    """With the layer's codebooks fixed: ridge least squares of [W, b] on the quantized ``rows`` (M, K)
+    against ``target`` (M, N); the weights are written back in the layer's own shape (a conv's too).
+
+    ``ridge``: a number, or candidates: then every 8th row (seeded) is held out, the candidate with the
+    smallest error on those rows wins, and the final solve uses all rows with it. ``refit=False`` only
+    measures. Returns the relative output error before (``recon_rel_kmeans``) and after (``recon_rel``)."""
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
     candidates = [float(ridge)] if isinstance(ridge, (int, float)) else [float(r) for r in ridge]
     val = None
     if len(candidates) > 1 and rows.shape[0] >= 16:
@@ -165,11 +178,11 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
     out = {"rows": int(rows.shape[0]), "recon_rel_kmeans": err0 / max(ref, 1e-30), "ridge": best}
     if val is not None:
         out["ridge_val_rel"] = {f"{lam:g}": e for lam, e in zip(candidates, val)}
-    if not refit_weights:
+    if not refit:
         out["recon_rel"] = out["recon_rel_kmeans"]
         return out
     sol = _ridge_solve(layer, G, R, best)
-    layer.weight.data.copy_(sol[:layer.K].T.to(layer.weight.dtype))
+    layer.set_weight_matrix(sol[:layer.K].T)
     if layer.bias is not None:
         layer.bias.data.copy_(sol[layer.K].to(layer.bias.dtype))
     out["recon_rel"] = _sq_error(sol, G, R, ref) / max(ref, 1e-30)
@@ -314,3 +327,67 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     teacher.train(was_t)
     stats["_seconds"] = time.perf_counter() - t0
     return stats
+
+
+def _layer_input(model: nn.Module, name: str, batches: list) -> list:
+    """The input tensor the module ``name`` receives for every batch (the model is stopped right there)."""
+    got = []
+
+    def pre(_m, args):
+        got.append(args[0].detach())
+        raise _Stop
+
+    h = model.get_submodule(name).register_forward_pre_hook(pre)
+    try:
+        for b in batches:
+            try:
+                run_model(model, b)
+            except _Stop:
+                pass
+    finally:
+        h.remove()
+    if len(got) != len(batches):
+        raise RuntimeError(f"refit_to_teacher: layer {name!r} was not called on every batch")
+    return got
+
+
+@torch.no_grad()
+def refit_to_teacher(student: nn.Module, teacher: nn.Module, name: str, batches: list, ridge=(1e-3, 1e-2, 1e-1, 1.0),
+                     max_rows: int = 32768, seed: int = 0) -> dict:
+    """Refit one calibrated LUT layer of ``student`` so that its output on the inputs it really receives
+    (everything before it as it is now in the student) matches what the same layer of the fp32 ``teacher``
+    outputs on the teacher's own inputs: ridge least squares of [W, b] on the quantized rows (`ridge_refit`;
+    ``ridge`` candidates chosen on held-out rows). k-means places the centroids to reproduce the layer's
+    *input*; this fits the weights to the layer's *output*, including the error accumulated upstream. Works
+    for any model whose layer names are the same in both (``lutnb.convert`` keeps them). Returns the relative
+    output error before and after."""
+    layer = student.get_submodule(name)
+    if not isinstance(layer, LUTLayer):
+        raise TypeError(f"refit_to_teacher: {name!r} is a {type(layer).__name__}, not a LUT layer")
+    was_s, was_t = student.training, teacher.training
+    student.eval()
+    teacher.eval()
+    try:
+        xs, xt = _layer_input(student, name, batches), _layer_input(teacher, name, batches)
+    finally:
+        student.train(was_s)
+        teacher.train(was_t)
+    rows = torch.cat([layer.rows_of(x) for x in xs]).float()
+    t_rows = torch.cat([layer.rows_of(x) for x in xt]).float()
+    if rows.shape != t_rows.shape:
+        raise RuntimeError(f"refit_to_teacher: layer {name!r} gets {tuple(rows.shape)} rows in the student and "
+                           f"{tuple(t_rows.shape)} in the teacher")
+    g = torch.Generator().manual_seed(seed)
+    if rows.shape[0] > max_rows:
+        pick = torch.randperm(rows.shape[0], generator=g)[:max_rows]
+        rows, t_rows = rows[pick], t_rows[pick]
+    finite = torch.isfinite(rows).all(1) & torch.isfinite(t_rows).all(1)
+    rows, t_rows = rows[finite], t_rows[finite]
+    t_layer = teacher.get_submodule(name)
+    if tuple(t_layer.weight.shape) != tuple(layer.weight.shape):
+        raise ValueError(f"refit_to_teacher: layer {name!r} has weight {tuple(layer.weight.shape)} in the student "
+                         f"and {tuple(t_layer.weight.shape)} in the teacher")
+    t_bias = getattr(t_layer, "bias", None)
+    target = F.linear(t_rows, layer.matrix_of(t_layer.weight.detach()).float(),
+                      None if t_bias is None else t_bias.detach().float())
+    return ridge_refit(layer, rows, target, ridge, generator=g)

@@ -51,6 +51,7 @@ class LUTBoostReport:
     resumed_from: str | None = None
     selected_stage: str | None = None  # the stage whose state the run returned (best val score, INT-b tables)
     float_layers: dict = field(default_factory=dict)  # layers kept float -> their share of the model's MACs
+    refit: dict = field(default_factory=dict)  # CalibrateStage(refit=True): layer -> output error before/after
 
     @property
     def final(self) -> StageResult:

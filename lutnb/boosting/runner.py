@@ -47,6 +47,7 @@ from ..vq.conversion import convert, resolve_skip, trace_layers
 from ..vq.layers import lut_layers, set_mode
 from . import distributed
 from .config import STAGE_NAMES, CalibrateStage, LUTBoostConfig, TrainStage
+from .refit import refit_to_teacher
 from .report import LUTBoostReport, StageResult
 from .steps import accuracy, check_amp, layer_stats, reestimate_batchnorm, run_train_stage
 
@@ -242,6 +243,15 @@ def _resolve_config(stages) -> LUTBoostConfig:
     return cfg
 
 
+def _for_data(cfg: LUTBoostConfig, train) -> LUTBoostConfig:
+    """``cfg`` with its ``min_steps`` resolved into epochs for ``train`` (unchanged for a set without a length)."""
+    try:
+        n = len(train)
+    except TypeError:
+        return cfg
+    return cfg.for_data(n) if n else cfg
+
+
 def _frozen_teacher(model: nn.Module, teacher: nn.Module | None, cfg: LUTBoostConfig) -> nn.Module | None:
     """The distillation teacher, frozen: a copy of ``model`` when none is given and a stage distills."""
     if teacher is None and any(isinstance(s, TrainStage) and s.distill_weight > 0 and not s.skip
@@ -275,28 +285,40 @@ def _resume(lut: nn.Module, report: LUTBoostReport, checkpoint_dir, fp: str) -> 
     return report, 0
 
 
-def _calibrate_stage(lut: nn.Module, st: CalibrateStage, train, seed: int, i: int) -> None:
-    """Stage 0: k-means on training batches (layer by layer or all at once) and BatchNorm re-estimation."""
+def _calibrate_stage(lut: nn.Module, st: CalibrateStage, train, seed: int, i: int, model: nn.Module) -> dict:
+    """Stage 0: k-means on training batches (layer by layer or all at once), the optional refit of each layer
+    to the fp32 ``model``'s output (``st.refit``) and BatchNorm re-estimation. Returns the refit stats."""
     seed_everything(seed + 1000 * i)
     dev = device_of(lut)
     cal_batches = [x.to(dev) for k, (x, _) in zip(range(st.batches), loaders(train, st.batch_size, True, seed))]
-    if st.sequential and st.bn_reestimate and st.bn_per_layer:
+    refits = {}
+    if st.sequential and (st.refit or (st.bn_reestimate and st.bn_per_layer)):
         # layer by layer, re-estimating BatchNorm after each: the next layer's k-means then sees
         # the activations it will get at inference (fresh BN statistics after the quantized layers)
         for k, (name, _) in enumerate(list(lut_layers(lut))):
             calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters, seed=seed + k,
                       max_batches=st.batches, sequential=True, layers=[name])
+            if st.refit:
+                refits[name] = refit_to_teacher(lut, model, name, cal_batches, seed=seed + k)
+            if not (st.bn_reestimate and st.bn_per_layer):
+                continue
             pending = {m: m.mode for _, m in lut_layers(lut) if not bool(m.calibrated)}
             for m in pending:  # not calibrated yet: run them float while the statistics are taken
                 m.mode = "exact"
             reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
             for m, mode in pending.items():
                 m.mode = mode
+        if st.bn_reestimate and not st.bn_per_layer:
+            reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
     else:
         calibrate(lut, cal_batches, max_rows=st.max_rows, iters=st.iters,
                   seed=seed, max_batches=st.batches, sequential=st.sequential)
+        if st.refit:  # every layer quantized: refit in call order, each on its quantized predecessors' outputs
+            for k, (name, _) in enumerate(list(lut_layers(lut))):
+                refits[name] = refit_to_teacher(lut, model, name, cal_batches, seed=seed + k)
         if st.bn_reestimate:
             reestimate_batchnorm(lut, train, batches=st.batches, batch_size=st.batch_size, seed=seed)
+    return refits
 
 
 def _train_stage(lut: nn.Module, teacher, st: TrainStage, i: int, train, val, test, seed: int, progress: bool,
@@ -337,6 +359,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     _check_dataset("train", train, required=True)
     _check_dataset("val", val, required=False)
     _check_dataset("test", test, required=False)
+    cfg = _for_data(cfg, train)
     teacher_hash = weights_hash(teacher)
     model = copy.deepcopy(model).eval()
     model_hash = weights_hash(model)
@@ -370,7 +393,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
             report.stages.append(StageResult(st.name, 0, 0.0, None, None, None, {}, [], skipped=True))
         else:
             if isinstance(st, CalibrateStage):
-                _calibrate_stage(lut, st, train, seed, i)
+                report.refit = _calibrate_stage(lut, st, train, seed, i, model)
                 hist = []
             else:
                 hist = _train_stage(lut, teacher, st, i, train, val, test, seed, progress, track_test, amp)
@@ -401,7 +424,7 @@ def single_stage(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: 
     calibration (``calibrate_stage``, default the reference's: k-means and BatchNorm re-estimation), the same
     total epochs (``epochs``), the joint stage's learning rate (``lr``), codebook lr scale, batch size, AdamW
     and cosine schedule, BatchNorm re-estimated at the end, and the same keep-best guard on ``val``."""
-    ref = _resolve_config(reference)
+    ref = _for_data(_resolve_config(reference), train)
     joint = ref.stages[2]
     cal = calibrate_stage or ref.stages[0]
     st = TrainStage("joint", epochs=ref.total_epochs if epochs is None else epochs,

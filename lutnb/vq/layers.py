@@ -152,7 +152,22 @@ class LUTLayer:
     # --- maths ----------------------------------------------------------------------------------
     def weight_matrix(self) -> torch.Tensor:
         """W as (N, K) in the layer's row order (im2col layout for a conv)."""
-        return self.weight
+        return self.matrix_of(self.weight)
+
+    def matrix_of(self, weight: torch.Tensor) -> torch.Tensor:
+        """A weight tensor of this layer's shape (e.g. the fp32 original's) as (N, K) in the layer's row order."""
+        return weight
+
+    def set_weight_matrix(self, W: torch.Tensor) -> None:
+        """Write W (N, K), given in `weight_matrix`'s row order, into the layer's weight (in place)."""
+        if tuple(W.shape) != (self.N, self.K):
+            raise ValueError(f"{type(self).__name__}.set_weight_matrix: W must be (N, K) = ({self.N}, {self.K}); "
+                             f"got {tuple(W.shape)}")
+        with torch.no_grad():
+            self.weight.copy_(self._weight_from_matrix(W.to(self.weight.dtype)))
+
+    def _weight_from_matrix(self, W: torch.Tensor) -> torch.Tensor:
+        return W
 
     def padded_weight(self) -> torch.Tensor:
         W = self.weight_matrix()
@@ -452,10 +467,16 @@ class LUTConv2d(nn.Conv2d, LUTLayer):
         new.train(layer.training)
         return new
 
-    def weight_matrix(self) -> torch.Tensor:
+    def matrix_of(self, weight: torch.Tensor) -> torch.Tensor:
         if self.layout == "channel":
-            return self.weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
-        return self.weight.reshape(self.out_channels, -1)
+            return weight.permute(0, 2, 3, 1).reshape(self.out_channels, -1)
+        return weight.reshape(self.out_channels, -1)
+
+    def _weight_from_matrix(self, W: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        if self.layout == "channel":
+            return W.reshape(self.out_channels, kh, kw, -1).permute(0, 3, 1, 2)
+        return W.reshape(self.weight.shape)
 
     def rows_of(self, x: torch.Tensor) -> torch.Tensor:
         """im2col rows (B*Ho*Wo, K) of an input batch, in this layer's K order."""

@@ -135,6 +135,10 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_im2col_u8.argtypes = [p] + [i64] * 16 + [p]
     lib.lutnb_table_sum_f32.restype = None
     lib.lutnb_table_sum_f32.argtypes = [p, p, i64, i64, i64, p, i64, i64, p]
+    lib.lutnb_job_q8.restype = i32
+    lib.lutnb_job_q8.argtypes = [p, i64, i64]
+    lib.lutnb_job_f32.restype = i32
+    lib.lutnb_job_f32.argtypes = [p, i64, i64]
     lib.lutnb_table_scatter_f32.restype = None
     lib.lutnb_table_scatter_f32.argtypes = [p, p, i64, i64, i64, i64, i64, i64, p]
     return lib
@@ -215,6 +219,48 @@ def _parallel(M: int, fn, rb: int = 64) -> None:
     for rc in rcs:
         if rc:
             raise MemoryError(f"lutnb C kernel returned {rc}")
+
+
+class Job(ctypes.Structure):
+    """One layer call for `lutnb_job_q8` / `lutnb_job_f32` (lutgemm.c, struct lutnb_job): the input and its conv
+    geometry (kh = 0: rows given), the encode's arrays, the tables, and the fused epilogue (dequantize, BatchNorm
+    alpha/beta, residual add, ReLU, float output y and/or the next layer's uint8 input yq at scale qs)."""
+
+    _fields_ = ([("x", ctypes.c_void_p)]
+                + [(f, ctypes.c_int64) for f in ("H", "W", "C", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "Ho",
+                                                 "Wo", "Kp")]
+                + [("c2", ctypes.c_void_p), ("cinit", ctypes.c_void_p), ("cb", ctypes.c_void_p)]
+                + [(f, ctypes.c_int64) for f in ("K", "v", "metric", "cb_finite", "S", "c")]
+                + [("tq8", ctypes.c_void_p), ("t4", ctypes.c_void_p), ("N", ctypes.c_int64), ("wrap_bits", ctypes.c_int64)]
+                + [(f, ctypes.c_void_p) for f in ("scale", "bias", "alpha", "beta")]
+                + [("bn_fma", ctypes.c_int64), ("relu", ctypes.c_int64), ("res", ctypes.c_void_p), ("ldr", ctypes.c_int64),
+                   ("y", ctypes.c_void_p), ("ldy", ctypes.c_int64), ("yq", ctypes.c_void_p), ("ldq", ctypes.c_int64),
+                   ("qs", ctypes.c_float)])
+
+
+def run_job(fn, job: Job, M: int) -> int:
+    """fn(job, begin, end) (`lib.lutnb_job_q8` or `lib.lutnb_job_f32`) over M output rows on up to
+    torch.get_num_threads() threads; returns the OR of the flags (bit 0: an output value NaN/inf; bit 1: an input
+    value NaN/inf, float32 job)."""
+    ref = ctypes.byref(job)
+    nthreads = max(1, min(torch.get_num_threads(), -(-M // 64)))
+    if nthreads == 1:
+        rc = fn(ref, 0, M)
+        if rc < 0:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+        return rc
+    flags = []
+
+    def part(a, b):
+        rc = fn(ref, a, b)
+        flags.append(rc)
+        return 0 if rc >= 0 else rc
+
+    _parallel(M, part)
+    out = 0
+    for f in flags:
+        out |= f
+    return out
 
 
 def encode(rows: np.ndarray, cb: np.ndarray, metric: str, lib: ctypes.CDLL | None = None) -> np.ndarray:

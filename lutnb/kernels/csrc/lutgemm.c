@@ -311,12 +311,120 @@ static void store_acc(const int32_t *A, int64_t stride_n, int64_t stride_l, int 
     }
 }
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * Whole-layer jobs (lutnb.compile): implicit im2col + encode + look-up + a fused epilogue, one call per row range.
+ * The epilogue of output (row m, column n), in this order, each step float32 as torch does it:
+ *   f = float(wrap(acc)) * scale[n] (+ bias[n])                       (lutnb.vq.quant.dequantize)
+ *   f = f * alpha[n] + beta[n]   (fmaf when bn_fma)                   (eval BatchNorm: alpha = w / sqrt(var + eps))
+ *   f = f + res[m * ldr + n]                                          (a residual add)
+ *   f = max(0, f)                                                      (ReLU; NaN stays NaN)
+ *   y[m * ldy + n] = f;  yq[m * ldq + n] = clamp(round(f / qs), -127, 127) + 128 (NaN -> 128)  (next layer's input)
+ * Each step is optional (NULL / 0). The return value has bit 0 set when some f is NaN or infinite. */
+typedef struct {
+    const void *x;  /* uint8 NHWC (q8 job) or float32 NHWC (f32 job) input; or rows (M, Kp) when kh == 0 */
+    int64_t H, W, C, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, Kp;
+    const uint32_t *c2;
+    const int32_t *cinit;
+    const float *cb;
+    int64_t K, v, metric, cb_finite, S, c;
+    const int8_t *tq8, *t4;
+    int64_t N, wrap_bits;
+    const float *scale, *bias, *alpha, *beta;
+    int64_t bn_fma, relu;
+    const float *res;
+    int64_t ldr;
+    float *y;
+    int64_t ldy;
+    uint8_t *yq;
+    int64_t ldq;
+    float qs;
+} lutnb_job;
+
+static inline uint8_t quant_one(float f, float qs) {
+    float q = nearbyintf(f / qs);
+    if (q != q) q = 0.0f;
+    q = q < -127.0f ? -127.0f : (q > 127.0f ? 127.0f : q);
+    return (uint8_t)((int)q + 128);
+}
+
+/* A: accumulators of one row block, A[n * sn + l * sl]; rows l < mb are rows m0 + l of the output */
+static int epilogue_block(const int32_t *A, int64_t sn, int64_t sl, int mb, int64_t m0, const lutnb_job *j) {
+    int64_t N = j->N;
+    int wb = (int)j->wrap_bits;
+    int bad = 0;
+#ifdef LUTNB_SIMD_ENCODE
+    if (sl == 1 && sn == RB) {
+        const __m512i vhalf = _mm512_set1_epi32(wb > 0 && wb < 32 ? (int32_t)(1u << (wb - 1)) : 0);
+        const __m512i vmask = _mm512_set1_epi32(wb > 0 && wb < 32 ? (int32_t)((1u << wb) - 1u) : -1);
+        const int wrap = wb > 0 && wb < 32;
+        const __m512 fmax = _mm512_set1_ps(FLT_MAX), zero = _mm512_setzero_ps();
+        const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+        const __m512 vqs = _mm512_set1_ps(j->qs), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+        const __m512i off = _mm512_set1_epi32(128);
+        int64_t N4 = (N + 3) / 4 * 4;
+        __mmask16 notfin = 0;
+        for (int64_t n0 = 0; n0 < N; n0 += 16) {
+            int64_t nn = N - n0 < 16 ? N - n0 : 16;
+            __mmask16 mk = nn >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nn) - 1);
+            __m512 sc = _mm512_maskz_loadu_ps(mk, j->scale + n0);
+            __m512 bi = j->bias ? _mm512_maskz_loadu_ps(mk, j->bias + n0) : zero;
+            __m512 al = j->alpha ? _mm512_maskz_loadu_ps(mk, j->alpha + n0) : zero;
+            __m512 be = j->alpha ? _mm512_maskz_loadu_ps(mk, j->beta + n0) : zero;
+            for (int r = 0; r * 16 < mb; r++) {
+                __m512 t[16];
+                for (int q = 0; q < 16; q++)
+                    t[q] = n0 + q < N4 ? _mm512_loadu_ps((const float *)(A + (n0 + q) * RB + 16 * r)) : zero;
+                transpose16(t);
+                for (int i = 0; i < 16 && 16 * r + i < mb; i++) {
+                    int64_t m = m0 + 16 * r + i;
+                    __m512i a = _mm512_castps_si512(t[i]);
+                    if (wrap) a = _mm512_sub_epi32(_mm512_and_si512(_mm512_add_epi32(a, vhalf), vmask), vhalf);
+                    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(a), sc);
+                    if (j->bias) f = _mm512_add_ps(f, bi);
+                    if (j->alpha) f = j->bn_fma ? _mm512_fmadd_ps(f, al, be) : _mm512_add_ps(_mm512_mul_ps(f, al), be);
+                    if (j->res) f = _mm512_add_ps(f, _mm512_maskz_loadu_ps(mk, j->res + m * j->ldr + n0));
+                    if (j->relu) f = _mm512_max_ps(zero, f);
+                    notfin |= _mm512_mask_cmp_ps_mask(mk, _mm512_and_ps(f, absmask), fmax, _CMP_NLE_UQ);
+                    if (j->y) _mm512_mask_storeu_ps(j->y + m * j->ldy + n0, mk, f);
+                    if (j->yq) {
+                        __m512 q = _mm512_roundscale_ps(_mm512_div_ps(f, vqs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                        q = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(q, q, _CMP_UNORD_Q), q, zero);
+                        q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+                        _mm_mask_storeu_epi8(j->yq + m * j->ldq + n0, mk,
+                                             _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(q), off)));
+                    }
+                }
+            }
+        }
+        return notfin != 0;
+    }
+#endif
+    int64_t half = wb > 0 && wb < 32 ? (int64_t)1 << (wb - 1) : 0;
+    int64_t mask = wb > 0 && wb < 32 ? ((int64_t)1 << wb) - 1 : -1;
+    for (int l = 0; l < mb; l++) {
+        int64_t m = m0 + l;
+        for (int64_t n = 0; n < N; n++) {
+            int64_t a = A[n * sn + l * sl];
+            if (mask != -1) a = ((a + half) & mask) - half;
+            float f = (float)a * j->scale[n];
+            if (j->bias) f = f + j->bias[n];
+            if (j->alpha) f = j->bn_fma ? fmaf(f, j->alpha[n], j->beta[n]) : f * j->alpha[n] + j->beta[n];
+            if (j->res) f = f + j->res[m * j->ldr + n];
+            if (j->relu) f = f < 0.0f ? 0.0f : f;
+            bad |= !(fabsf(f) <= FLT_MAX);
+            if (j->y) j->y[m * j->ldy + n] = f;
+            if (j->yq) j->yq[m * j->ldq + n] = quant_one(f, j->qs);
+        }
+    }
+    return bad;
+}
+
 /* Look-up-accumulate of one row block from its codes BI[s * RB + l] (rows l >= mb hold code 0; BI has room
  * for ceil(S/4)*4 sub-spaces), then store (see store_acc). A: N4 * RB int32 scratch; codes: G * RB uint32,
  * 64-byte aligned. */
-static void lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t *tq8, const int8_t *t4, int64_t N,
-                         int wrap_bits, int64_t m0, int64_t *out, const float *scale, const float *bias, float *y,
-                         int32_t *A, uint32_t *codes) {
+static int lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t *tq8, const int8_t *t4, int64_t N,
+                        int wrap_bits, int64_t m0, int64_t *out, const float *scale, const float *bias, float *y,
+                        int32_t *A, uint32_t *codes, const lutnb_job *ep) {
     int64_t N4 = (N + 3) / 4 * 4, G = (S + 3) / 4;
 #ifdef LUTNB_SIMD_LOOKUP
     if (t4 != NULL && c <= 16) {
@@ -353,8 +461,9 @@ static void lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t
                 for (int r = 0; r < 4; r++)
                     _mm512_storeu_si512((void *)(A + (n0 + q) * RB + 16 * r), acc[q][r]);
         }
+        if (ep) return epilogue_block(A, RB, 1, mb, m0, ep);
         store_acc(A, RB, 1, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
-        return;
+        return 0;
     }
 #else
     (void)t4; (void)codes; (void)N4; (void)G;
@@ -367,7 +476,9 @@ static void lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t
             int32_t *a = A + (int64_t)l * N;
             for (int64_t n = 0; n < N; n++) a[n] += t[n];
         }
+    if (ep) return epilogue_block(A, 1, N, mb, m0, ep);
     store_acc(A, 1, N, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+    return 0;
 }
 
 /* The look-up's scratch for one row block: codes BI (G*4 x RB), accumulators A (N4 x RB), packed codes
@@ -404,7 +515,7 @@ int lutnb_fused(const float *rows, int64_t K, const float *cb, int64_t S, int64_
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         encode_rows_block(rows, K, m0, mb, cb, S, c, v, metric, cb_finite, X, t.BI);
         if (idx) store_idx(t.BI, mb, S, idx + m0 * S);
-        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes, NULL);
     }
     free(X);
     scratch_free(&t);
@@ -423,7 +534,7 @@ int lutnb_lookup(const int64_t *idx, int64_t S, int64_t c, const int8_t *tq8, co
             for (int l = 0; l < mb; l++) t.BI[s * RB + l] = (int32_t)idx[(m0 + l) * S + s];
             for (int l = mb; l < RB; l++) t.BI[s * RB + l] = 0;
         }
-        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes, NULL);
     }
     scratch_free(&t);
     return 0;
@@ -609,7 +720,7 @@ int lutnb_fused_q8(const uint32_t *xu, const uint32_t *c2, const int32_t *cinit,
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         q8_encode_block(xu, S, c, c2, cinit, m0, mb, t.BI);
         if (idx) store_idx(t.BI, mb, S, idx + m0 * S);
-        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes);
+        lookup_block(t.BI, mb, S, c, tq8, t4, N, wrap_bits, m0, out, scale, bias, y, t.A, t.codes, NULL);
     }
     scratch_free(&t);
     return 0;
@@ -671,13 +782,13 @@ static inline void copy_run(uint8_t *d, const uint8_t *src, int64_t C) {
 #endif
 }
 
-void lutnb_im2col_u8(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
-                     int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, int64_t Kp,
-                     int64_t m_begin, int64_t m_end, uint8_t *rows) {
+static void im2col_u8_rows(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
+                           int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
+                           int64_t Kp, int64_t m_begin, int64_t m_end, uint8_t *dst0) {
     int64_t K = kh * kw * C;
     int64_t b = m_begin / (Ho * Wo), rem = m_begin % (Ho * Wo), oh = rem / Wo, ow = rem % Wo;
     for (int64_t m = m_begin; m < m_end; m++) {
-        uint8_t *dst = rows + m * Kp;
+        uint8_t *dst = dst0 + (m - m_begin) * Kp;
         const uint8_t *xb = xq + b * H * W * C;
         for (int64_t i = 0; i < kh; i++) {
             int64_t ih = oh * sh - ph + i * dh;
@@ -691,4 +802,109 @@ void lutnb_im2col_u8(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t
         if (Kp > K) memset(dst + K, 128, (size_t)(Kp - K));
         if (++ow == Wo) { ow = 0; if (++oh == Ho) { oh = 0; b++; } }
     }
+}
+
+void lutnb_im2col_u8(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
+                     int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, int64_t Kp,
+                     int64_t m_begin, int64_t m_end, uint8_t *rows) {
+    im2col_u8_rows(xq, H, W, C, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, Kp, m_begin, m_end, rows + m_begin * Kp);
+}
+
+/* the float32 im2col of rows [m_begin, m_end) of an NHWC float input into dst (row r at dst + r * K, K = kh*kw*C,
+ * layout "channel"; taps outside the input are 0). Returns 1 when a copied value is NaN or infinite. */
+static int im2col_f32_rows(const float *x, const lutnb_job *j, int64_t m_begin, int64_t m_end, float *dst0) {
+    int64_t H = j->H, W = j->W, C = j->C, K = j->kh * j->kw * C;
+    int64_t b = m_begin / (j->Ho * j->Wo), rem = m_begin % (j->Ho * j->Wo), oh = rem / j->Wo, ow = rem % j->Wo;
+    int bad = 0;
+    for (int64_t m = m_begin; m < m_end; m++) {
+        float *dst = dst0 + (m - m_begin) * K;
+        const float *xb = x + b * H * W * C;
+        for (int64_t i = 0; i < j->kh; i++) {
+            int64_t ih = oh * j->sh - j->ph + i * j->dh;
+            for (int64_t q = 0; q < j->kw; q++) {
+                int64_t iw = ow * j->sw - j->pw + q * j->dw;
+                float *d = dst + (i * j->kw + q) * C;
+                if (ih < 0 || ih >= H || iw < 0 || iw >= W) { memset(d, 0, sizeof(float) * (size_t)C); continue; }
+                const float *src = xb + (ih * W + iw) * C;
+                int64_t k = 0;
+#ifdef LUTNB_SIMD_ENCODE
+                const __m512 fmax = _mm512_set1_ps(FLT_MAX);
+                const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+                __mmask16 nf = 0;
+                for (; k < C; k += 16) {
+                    int64_t nv = C - k;
+                    __mmask16 mk = nv >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << nv) - 1);
+                    __m512 v = _mm512_maskz_loadu_ps(mk, src + k);
+                    nf |= _mm512_mask_cmp_ps_mask(mk, _mm512_and_ps(v, absmask), fmax, _CMP_NLE_UQ);
+                    _mm512_mask_storeu_ps(d + k, mk, v);
+                }
+                bad |= nf != 0;
+#endif
+                for (; k < C; k++) { d[k] = src[k]; bad |= !(fabsf(src[k]) <= FLT_MAX); }
+            }
+        }
+        if (++ow == j->Wo) { ow = 0; if (++oh == j->Ho) { oh = 0; b++; } }
+    }
+    return bad;
+}
+
+/* INT8-encode job for output rows [m_begin, m_end): im2col of the uint8 NHWC input j->x per row block (kh > 0; or rows
+ * (M, Kp = 4S) uint8 given in j->x when kh == 0), encode, look-up, epilogue. Returns -1 out of memory, else bit 0:
+ * some output value NaN / inf. */
+int lutnb_job_q8(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
+    lookup_scratch t;
+    if (scratch_alloc(&t, j->S, j->N)) return -1;
+    uint8_t *X8 = NULL;
+    if (j->kh > 0 && !(X8 = (uint8_t *)aligned_alloc(64, (size_t)(RB * j->Kp + 64) / 64 * 64))) {
+        scratch_free(&t);
+        return -1;
+    }
+    int flags = 0;
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        const uint32_t *xu;
+        int64_t r0 = m0;
+        if (X8) {
+            im2col_u8_rows((const uint8_t *)j->x, j->H, j->W, j->C, j->kh, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh,
+                           j->dw, j->Ho, j->Wo, j->Kp, m0, m0 + mb, X8);
+            xu = (const uint32_t *)X8;
+            r0 = 0;
+        } else {
+            xu = (const uint32_t *)j->x;
+        }
+        q8_encode_block(xu, j->S, j->c, j->c2, j->cinit, r0, mb, t.BI);
+        flags |= lookup_block(t.BI, mb, j->S, j->c, j->tq8, j->t4, j->N, (int)j->wrap_bits, m0, NULL, NULL, NULL, NULL,
+                              t.A, t.codes, j);
+    }
+    free(X8);
+    scratch_free(&t);
+    return flags;
+}
+
+/* float32-encode job: the same with the float encode of lutnb_fused; input float32 NHWC (kh > 0, layout "channel") or
+ * rows (M, K) (kh == 0). Bit 1 of the result: some input value NaN / inf (the caller applies the NaN-row policy). */
+int lutnb_job_f32(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
+    if (j->v > 64) return -2;
+    lookup_scratch t;
+    if (scratch_alloc(&t, j->S, j->N)) return -1;
+    float *X = (float *)malloc(sizeof(float) * (size_t)(16 * j->v) * RB);
+    float *R = j->kh > 0 ? (float *)malloc(sizeof(float) * (size_t)(RB * j->K)) : NULL;
+    if (!X || (j->kh > 0 && !R)) { free(X); free(R); scratch_free(&t); return -1; }
+    int flags = 0;
+    for (int64_t m0 = m_begin; m0 < m_end; m0 += RB) {
+        int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
+        if (R) {
+            if (im2col_f32_rows((const float *)j->x, j, m0, m0 + mb, R)) flags |= 2;
+            encode_rows_block(R, j->K, 0, mb, j->cb, j->S, j->c, j->v, (int)j->metric, (int)j->cb_finite, X, t.BI);
+        } else {
+            encode_rows_block((const float *)j->x, j->K, m0, mb, j->cb, j->S, j->c, j->v, (int)j->metric,
+                              (int)j->cb_finite, X, t.BI);
+        }
+        flags |= lookup_block(t.BI, mb, j->S, j->c, j->tq8, j->t4, j->N, (int)j->wrap_bits, m0, NULL, NULL, NULL, NULL,
+                              t.A, t.codes, j);
+    }
+    free(X);
+    free(R);
+    scratch_free(&t);
+    return flags;
 }

@@ -45,7 +45,7 @@ def _outputs(engine_model, kind, x):
 
 def _assert_same_per_layer(lm, x, encode="float32"):
     ref_y, ref = _outputs(engine.IntegerEngine(lm, impl="reference", encode=encode), engine.EngineLayer, x)
-    cm = lutnb.compile(lm, encode=encode)
+    cm = lutnb.compile(lm, encode=encode, fuse=False)  # per-layer outputs (fused chains have no LUT-layer output)
     y, got = _outputs(cm, compiled_model.FastLayer, x)
     assert set(got) == set(ref) and got
     for n in ref:

@@ -392,9 +392,11 @@ class CompiledModel(E.IntegerEngine):
     model must not run in two Python threads at once (compile one per thread)."""
 
     def __init__(self, model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,
-                 encode: str = "float32", channels_last: bool = True):
+                 encode: str = "float32", channels_last: bool = True, fuse: bool = True):
         if not isinstance(channels_last, bool):
             raise TypeError(f"channels_last={channels_last!r}: pass True or False")
+        if not isinstance(fuse, bool):
+            raise TypeError(f"fuse={fuse!r}: pass True or False")
         super().__init__(model, exported, acc_bits=acc_bits, impl="fast", encode=encode)
         self.channels_last = channels_last
         swapped = {}
@@ -406,6 +408,13 @@ class CompiledModel(E.IntegerEngine):
                 parent_name, _, attr = name.rpartition(".")
                 parent = self.model.get_submodule(parent_name) if parent_name else self.model
                 setattr(parent, attr, swapped[id(m)])
+        self.fused = False
+        if fuse and channels_last:
+            from . import fusion
+
+            gm = fusion.fuse(self.model, FastLayer)
+            if gm is not None:
+                self.model, self.fused = gm, True
 
     def fast_layers(self) -> dict[str, FastLayer]:
         return {n: m for n, m in self.model.named_modules() if isinstance(m, FastLayer)}
@@ -419,7 +428,7 @@ class CompiledModel(E.IntegerEngine):
 
 
 def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,  # noqa: A001
-            encode: str = "float32", channels_last: bool = True) -> CompiledModel:
+            encode: str = "float32", channels_last: bool = True, fuse: bool = True) -> CompiledModel:
     """A converted model ready for fast CPU inference: every LUT layer on the compiled kernel where it applies
     (correct fallback elsewhere), bit-identical to ``IntegerEngine(model, exported, acc_bits, impl="reference")``.
 
@@ -428,5 +437,7 @@ def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: i
     (the integer-grid encode of `lutnb.deploy.q8`: cheaper, other codes; equal to
     ``IntegerEngine(model, exported, acc_bits, impl="reference", encode="int8")`` bit for bit).
     channels_last=False: conv outputs are copied to contiguous NCHW (for model code that calls ``.view`` on
-    them; slower)."""
-    return CompiledModel(model, exported, acc_bits, encode, channels_last)
+    them; slower). fuse=True (default, with channels_last): BatchNorm / residual add / ReLU after a LUT layer run in
+    the kernel's epilogue where the forward traces with torch.fx (`lutnb.deploy.fusion`; same bits); fuse=False
+    keeps every module as it is (e.g. for forward hooks on the LUT layers)."""
+    return CompiledModel(model, exported, acc_bits, encode, channels_last, fuse)

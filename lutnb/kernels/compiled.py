@@ -139,6 +139,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_job_q8.argtypes = [p, i64, i64]
     lib.lutnb_job_f32.restype = i32
     lib.lutnb_job_f32.argtypes = [p, i64, i64]
+    lib.lutnb_affine_f32.restype = None
+    lib.lutnb_affine_f32.argtypes = [p, i64, i64, p, p, i32, p]
     lib.lutnb_table_scatter_f32.restype = None
     lib.lutnb_table_scatter_f32.argtypes = [p, p, i64, i64, i64, i64, i64, i64, p]
     return lib
@@ -260,6 +262,17 @@ def run_job(fn, job: Job, M: int) -> int:
     out = 0
     for f in flags:
         out |= f
+    return out
+
+
+def affine(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, fma: bool, lib: ctypes.CDLL | None = None,
+           ) -> torch.Tensor:
+    """x * alpha + beta over the last dim of a contiguous float32 x (C's float32, fmaf when fma)."""
+    lib = lib or load()
+    x, alpha, beta = (t.detach().float().contiguous() for t in (x, alpha, beta))
+    out = torch.empty_like(x)
+    lib.lutnb_affine_f32(x.data_ptr(), x.numel(), x.shape[-1], alpha.data_ptr(), beta.data_ptr(), int(fma),
+                         out.data_ptr())
     return out
 
 

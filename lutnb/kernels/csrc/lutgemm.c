@@ -908,3 +908,12 @@ int lutnb_job_f32(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
     scratch_free(&t);
     return flags;
 }
+
+/* out[i] = x[i] * alpha[i % C] + beta[i % C] for n values (fmaf when fma): lets lutnb.deploy.fusion check which
+ * rounding torch's BatchNorm uses before fusing it into the epilogue. */
+void lutnb_affine_f32(const float *x, int64_t n, int64_t C, const float *alpha, const float *beta, int fma, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        int64_t ch = i % C;
+        out[i] = fma ? fmaf(x[i], alpha[ch], beta[ch]) : x[i] * alpha[ch] + beta[ch];
+    }
+}

@@ -430,12 +430,17 @@ static int lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t 
     if (t4 != NULL && c <= 16) {
         for (int64_t s = S; s < G * 4; s++)
             for (int l = 0; l < RB; l++) BI[s * RB + l] = 0;
+        const __m512i o1 = _mm512_set1_epi32(16 << 8), o2 = _mm512_set1_epi32(32 << 16), o3 = _mm512_set1_epi32(48 << 24);
         for (int64_t g = 0; g < G; g++) {
             const int32_t *b = BI + g * 4 * RB;
             uint32_t *cg = codes + g * RB;
-            for (int l = 0; l < RB; l++)
-                cg[l] = (uint32_t)b[l] | ((uint32_t)(b[RB + l] + 16) << 8) |
-                        ((uint32_t)(b[2 * RB + l] + 32) << 16) | ((uint32_t)(b[3 * RB + l] + 48) << 24);
+            for (int l = 0; l < RB; l += 16) {  /* byte q = 16 q + code (codes < 16) */
+                __m512i w = _mm512_loadu_si512((const void *)(b + l));
+                w = _mm512_or_si512(w, _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512((const void *)(b + RB + l)), 8), o1));
+                w = _mm512_or_si512(w, _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512((const void *)(b + 2 * RB + l)), 16), o2));
+                w = _mm512_or_si512(w, _mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512((const void *)(b + 3 * RB + l)), 24), o3));
+                _mm512_store_si512((void *)(cg + l), w);
+            }
         }
         const __m512i ones = _mm512_set1_epi8(1);
         for (int64_t n0 = 0; n0 < N4; n0 += 4) {
@@ -680,6 +685,19 @@ static void q8_encode_block(const uint32_t *xu, int64_t S, int64_t c, const uint
                 __m512i xs = _mm512_castps_si512(x[j]);
                 const uint32_t *cs = c2 + s * c;
                 const int32_t *ci = cinit + s * c;
+#if defined(__AVX512VBMI2__)
+                if (c <= 16) {
+                    /* |d| < 2^17 (|xq| <= 127, |cq| <= 63, v <= 4): 16 * d + k fits int32 and orders by (d, k), so
+                     * one min keeps the lowest index among equal distances; vpshldd makes (d << 4) | k in one op */
+                    __m512i best = _mm512_set1_epi32(0x7fffffff);
+                    for (int64_t k = 0; k < c; k++) {
+                        __m512i d = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[k]), xs, _mm512_set1_epi32((int)cs[k]));
+                        best = _mm512_min_epi32(best, _mm512_shldi_epi32(d, _mm512_set1_epi32((int)((uint32_t)k << 28)), 4));
+                    }
+                    _mm512_storeu_si512((void *)(BI + s * RB + 16 * r), _mm512_and_si512(best, _mm512_set1_epi32(15)));
+                    continue;
+                }
+#endif
                 __m512i best = _mm512_dpbusd_epi32(_mm512_set1_epi32(ci[0]), xs, _mm512_set1_epi32((int)cs[0]));
                 __m512i bi = _mm512_setzero_si512();
                 for (int64_t k = 1; k < c; k++) {
@@ -776,7 +794,7 @@ static inline void copy_run(uint8_t *d, const uint8_t *src, int64_t C) {
 #ifdef LUTNB_SIMD_ENCODE
     int64_t k = 0;
     for (; k + 16 <= C; k += 16) _mm_storeu_si128((__m128i *)(d + k), _mm_loadu_si128((const __m128i *)(src + k)));
-    if (k < C) memcpy(d + k, src + k, (size_t)(C - k));
+    if (k < C) _mm_mask_storeu_epi8(d + k, (__mmask16)((1u << (C - k)) - 1), _mm_maskz_loadu_epi8((__mmask16)((1u << (C - k)) - 1), src + k));
 #else
     memcpy(d, src, (size_t)C);
 #endif
@@ -790,10 +808,16 @@ static void im2col_u8_rows(const uint8_t *xq, int64_t H, int64_t W, int64_t C, i
     for (int64_t m = m_begin; m < m_end; m++) {
         uint8_t *dst = dst0 + (m - m_begin) * Kp;
         const uint8_t *xb = xq + b * H * W * C;
+        int64_t iw0 = ow * sw - pw;
+        int whole = dw == 1 && iw0 >= 0 && iw0 + kw <= W;  /* the kw taps of a kernel row are one run of kw*C bytes */
         for (int64_t i = 0; i < kh; i++) {
             int64_t ih = oh * sh - ph + i * dh;
+            if (whole && ih >= 0 && ih < H) {
+                copy_run(dst + i * kw * C, xb + (ih * W + iw0) * C, kw * C);
+                continue;
+            }
             for (int64_t j = 0; j < kw; j++) {
-                int64_t iw = ow * sw - pw + j * dw;
+                int64_t iw = iw0 + j * dw;
                 uint8_t *d = dst + (i * kw + j) * C;
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) memset(d, 128, (size_t)C);
                 else copy_run(d, xb + (ih * W + iw) * C, C);

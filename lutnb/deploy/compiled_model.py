@@ -102,7 +102,7 @@ class FastLayer(E.EngineLayer):
     def _q8_kernel(self):
         """(lib, packed int8 tables, wrap_bits) when the INT8-encode kernel applies to this layer, else None
         (cached per state of the LUTNB_NATIVE / LUTNB_CKERNEL switches)."""
-        key = (_native(), ckernel.enabled())
+        key = (_native(), _ckernel_enabled())
         if self._q8_cached is None or self._q8_cached[0] != key:
             self._q8_cached = (key, self._q8_kernel_uncached())
         return self._q8_cached[1]
@@ -123,7 +123,7 @@ class FastLayer(E.EngineLayer):
     def _f32_kernel(self):
         """(lib, packed int8 tables, wrap_bits) when the float32-encode kernel applies (bit-identical encode for this
         metric and v, INT8 tables, int32 accumulators), else None; cached like `_q8_kernel`."""
-        key = (_native(), ckernel.enabled(), "f32")
+        key = (_native(), _ckernel_enabled(), "f32")
         cached = getattr(self, "_f32_cached", None)
         if cached is None or cached[0] != key:
             self._f32_cached = cached = (key, self._f32_kernel_uncached())
@@ -180,6 +180,7 @@ class FastLayer(E.EngineLayer):
         keep += [packed["tq8"], packed["t4"], scale, bias]
         job.Kp = L.S * 4 if self.encode == "int8" else L.in_features
         N = L.out_features
+        job.ldy = job.ldr = job.ldq = N
         if L.kind == "conv2d":
             cv = L.conv
             (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (tuple(cv[f]) for f in ("kernel_size", "stride", "padding",
@@ -236,34 +237,26 @@ class FastLayer(E.EngineLayer):
             xin = x.permute(0, 2, 3, 1)
             if not xin.is_contiguous():
                 xin = xin.contiguous()
-        else:  # f32rows
+        else:  # f32rows (the kernel reports a NaN / inf input in flag bit 1)
             xin = self._rows(x)
             if not xin.is_contiguous():
                 xin = xin.contiguous()
-            if not bool(torch.isfinite(x.sum())):
-                return None
         job.x = xin.data_ptr()
-        N = pl.N
-        y = torch.empty(pl.M, N)
-        job.y, job.ldy = y.data_ptr(), N
-        if ep is not None:
-            job.alpha, job.beta, job.bn_fma = ep.alpha_ptr, ep.beta_ptr, ep.bn_fma
-            job.relu = int(ep.relu)
-        else:
-            job.alpha = job.beta = None
-            job.bn_fma = job.relu = 0
-        if res is not None:
-            job.res, job.ldr = res.data_ptr(), N
-        else:
-            job.res = None
+        y = torch.empty(pl.M, pl.N)
+        job.y = y.data_ptr()
+        if pl.ep is not ep:
+            pl.ep = ep
+            job.alpha, job.beta = (ep.alpha_ptr, ep.beta_ptr) if ep is not None else (None, None)
+            job.bn_fma, job.relu = (ep.bn_fma, int(ep.relu)) if ep is not None else (0, 0)
+        job.res = None if res is None else res.data_ptr()
         yq = None
         if emit:
             c = self.emit_for
-            cpl = c._q8_buffer(pl.out_shape)
-            yq = cpl
-            job.yq, job.ldq, job.qs = yq.data_ptr(), N, float(q8.grid(c.layer)["s"])
-        else:
+            yq = c._q8_buffer(pl.out_shape)
+            job.yq, job.qs = yq.data_ptr(), float(q8.grid(c.layer)["s"])
+        elif pl.emitting:
             job.yq = None
+        pl.emitting = emit
         flags = ckernel.run_job(pl.fn, job, pl.M)
         if flags & 2:  # a NaN / inf input (float32 job): the plain path applies the NaN-row policy
             return None
@@ -346,15 +339,15 @@ class FastLayer(E.EngineLayer):
             y._lutnb_q8 = (c, yq, c._q8_gen, y._version)
         return y, True
 
-    @torch.no_grad()
     def forward(self, x):
         return self.call(x)[0]
 
 
 class _Plan:
-    __slots__ = ("job", "fn", "M", "N", "out_shape", "mode", "xq", "s", "lib", "keep")
+    __slots__ = ("job", "fn", "M", "N", "out_shape", "mode", "xq", "s", "lib", "keep", "ep", "emitting")
 
     def __init__(self, **kw):
+        self.ep, self.emitting = None, False
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -377,10 +370,19 @@ def _quantize(pl: _Plan, src_ptr: int, n_rows: int, run: int) -> bool:
     return not any(bad)
 
 
+_SWITCHES: list = [None]  # (native on, C kernel on) while a CompiledModel call runs: read once per call, not per layer
+
+
 def _native() -> bool:
+    if _SWITCHES[0] is not None:
+        return _SWITCHES[0][0]
     from ..kernels import numba_kernels
 
     return numba_kernels.enabled()
+
+
+def _ckernel_enabled() -> bool:
+    return _SWITCHES[0][1] if _SWITCHES[0] is not None else ckernel.enabled()
 
 
 class CompiledModel(E.IntegerEngine):
@@ -424,7 +426,14 @@ class CompiledModel(E.IntegerEngine):
         if self.channels_last and args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4 \
                 and args[0].dtype == torch.float32:
             args = (args[0].contiguous(memory_format=torch.channels_last), *args[1:])
-        return self.model(*args, **kwargs)
+        from ..kernels import numba_kernels
+
+        outer = _SWITCHES[0]
+        _SWITCHES[0] = (numba_kernels.enabled(), ckernel.enabled())
+        try:
+            return self.model(*args, **kwargs)
+        finally:
+            _SWITCHES[0] = outer
 
 
 def compile(model: nn.Module, exported: ExportedModel | None = None, acc_bits: int | None = 32,  # noqa: A001

@@ -245,8 +245,7 @@ def run_job(fn, job: Job, M: int) -> int:
     torch.get_num_threads() threads; returns the OR of the flags (bit 0: an output value NaN/inf; bit 1: an input
     value NaN/inf, float32 job)."""
     ref = ctypes.byref(job)
-    nthreads = max(1, min(torch.get_num_threads(), -(-M // 64)))
-    if nthreads == 1:
+    if M <= 64 or torch.get_num_threads() == 1:
         rc = fn(ref, 0, M)
         if rc < 0:
             raise MemoryError(f"lutnb C kernel returned {rc}")

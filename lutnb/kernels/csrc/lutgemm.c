@@ -198,8 +198,9 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 
 /* Codes of every sub-space for rows m0..m0+mb (mb <= RB): BI[s * RB + l]; rows l >= mb get code 0.
  * XT: scratch of 16 * v * RB floats. */
-static void encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, const float *cb, int64_t S,
-                              int64_t c, int64_t v, int metric, int cb_finite, float *XT, int32_t *BI) {
+static int encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, const float *cb, int64_t S,
+                             int64_t c, int64_t v, int metric, int cb_finite, float *XT, int32_t *BI) {
+    int rows_finite = 1;
 #ifdef LUTNB_SIMD_ENCODE
     /* chunks of 16 sub-spaces = 16*v columns: transpose 16x16 tiles of the block into XT[col * RB + l] */
     const __m512 fmax = _mm512_set1_ps(FLT_MAX);
@@ -226,18 +227,21 @@ static void encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, 
                 for (int j = 0; j < 16; j++) _mm512_storeu_ps(XT + (16 * t + j) * RB + 16 * r, x[j]);
             }
         }
+        rows_finite &= fin == 0xffff;
         int finite = (fin == 0xffff) & cb_finite;
         for (int64_t s = s0; s < S && s < s0 + 16; s++)
             encode_block(XT + (s - s0) * v * RB, mb, cb + s * c * v, c, v, metric, finite, BI + s * RB);
     }
 #else
     for (int64_t s = 0; s < S; s++) {
-        int finite = gather(rows, K, m0, mb, s, v, XT) & cb_finite;
-        encode_block(XT, mb, cb + s * c * v, c, v, metric, finite, BI + s * RB);
+        int rf = gather(rows, K, m0, mb, s, v, XT);
+        rows_finite &= rf;
+        encode_block(XT, mb, cb + s * c * v, c, v, metric, rf & cb_finite, BI + s * RB);
     }
 #endif
     for (int64_t s = 0; s < S; s++)
         for (int l = mb; l < RB; l++) BI[s * RB + l] = 0;
+    return rows_finite;
 }
 
 /* idx[l * S + s] = BI[s * RB + l] as int64 for rows l < mb (a transpose: 16 x 16 tiles in registers) */
@@ -920,9 +924,9 @@ int lutnb_job_f32(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
         if (R) {
             if (im2col_f32_rows((const float *)j->x, j, m0, m0 + mb, R)) flags |= 2;
             encode_rows_block(R, j->K, 0, mb, j->cb, j->S, j->c, j->v, (int)j->metric, (int)j->cb_finite, X, t.BI);
-        } else {
-            encode_rows_block((const float *)j->x, j->K, m0, mb, j->cb, j->S, j->c, j->v, (int)j->metric,
-                              (int)j->cb_finite, X, t.BI);
+        } else if (!encode_rows_block((const float *)j->x, j->K, m0, mb, j->cb, j->S, j->c, j->v, (int)j->metric,
+                                      (int)j->cb_finite, X, t.BI)) {
+            flags |= 2;
         }
         flags |= lookup_block(t.BI, mb, j->S, j->c, j->tq8, j->t4, j->N, (int)j->wrap_bits, m0, NULL, NULL, NULL, NULL,
                               t.A, t.codes, j);

@@ -49,7 +49,7 @@ class FastLayer(E.EngineLayer):
         self.channels_last = bool(channels_last)
         self._buffers_im2col: dict = {}
         self._plans: dict = {}
-        self.calls = {"kernel": 0, "fallback": 0}
+        self.calls = {"kernel": 0, "fallback": 0, "handoff": 0}  # handoff: uint8 inputs taken from the producer
         self._q8_cached = None
         self.emit_for: FastLayer | None = None
         self._q8_gen = 0  # generation of the uint8 input a producer last wrote into this layer's buffer
@@ -217,6 +217,7 @@ class FastLayer(E.EngineLayer):
             tag = getattr(x, "_lutnb_q8", None)
             if tag is not None and tag[0] is self and tag[2] == self._q8_gen and tag[3] == x._version:
                 xin = tag[1]  # the producer already wrote this layer's uint8 NHWC input (finite)
+                self.calls["handoff"] += 1
             else:
                 xn = x.permute(0, 2, 3, 1)
                 if not xn.is_contiguous():
@@ -414,9 +415,8 @@ class CompiledModel(E.IntegerEngine):
         if fuse and channels_last:
             from . import fusion
 
-            gm = fusion.fuse(self.model, FastLayer)
-            if gm is not None:
-                self.model, self.fused = gm, True
+            self.model, n = fusion.fuse_tree(self.model, FastLayer)
+            self.fused = n > 0
 
     def fast_layers(self) -> dict[str, FastLayer]:
         return {n: m for n, m in self.model.named_modules() if isinstance(m, FastLayer)}

@@ -233,10 +233,12 @@ class Job(ctypes.Structure):
                                                  "Wo", "Kp")]
                 + [("c2", ctypes.c_void_p), ("cinit", ctypes.c_void_p), ("cb", ctypes.c_void_p)]
                 + [(f, ctypes.c_int64) for f in ("K", "v", "metric", "cb_finite", "S", "c")]
-                + [("tq8", ctypes.c_void_p), ("t4", ctypes.c_void_p), ("N", ctypes.c_int64), ("wrap_bits", ctypes.c_int64)]
+                + [("tq8", ctypes.c_void_p), ("t4", ctypes.c_void_p), ("N", ctypes.c_int64),
+                   ("wrap_bits", ctypes.c_int64)]
                 + [(f, ctypes.c_void_p) for f in ("scale", "bias", "alpha", "beta")]
-                + [("bn_fma", ctypes.c_int64), ("relu", ctypes.c_int64), ("res", ctypes.c_void_p), ("ldr", ctypes.c_int64),
-                   ("y", ctypes.c_void_p), ("ldy", ctypes.c_int64), ("yq", ctypes.c_void_p), ("ldq", ctypes.c_int64),
+                + [("bn_fma", ctypes.c_int64), ("relu", ctypes.c_int64), ("res", ctypes.c_void_p),
+                   ("ldr", ctypes.c_int64), ("y", ctypes.c_void_p), ("ldy", ctypes.c_int64),
+                   ("yq", ctypes.c_void_p), ("ldq", ctypes.c_int64),
                    ("qs", ctypes.c_float)])
 
 

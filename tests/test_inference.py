@@ -389,3 +389,22 @@ def test_fuse_false_and_untraceable_models_run_unfused():
     cm2 = lutnb.compile(lm2)
     assert not cm2.fused
     assert torch.equal(cm2(x), engine.IntegerEngine(lm2, impl="reference")(x))
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_two_threads_python_pool_equals_openmp_pool(encode, monkeypatch):
+    """Row ranges on torch's OpenMP threads (one pool, where the library shares torch's libgomp) or on the Python
+    thread pool: the same bits."""
+    x = torch.randn(6, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got_shared = lutnb.compile(lm, encode=encode)(x)
+        monkeypatch.setattr(ckernel, "shares_torch_pool", lambda lib: False)
+        got_python = lutnb.compile(lm, encode=encode)(x)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(got_shared, want) and torch.equal(got_python, want)

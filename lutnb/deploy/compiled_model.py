@@ -361,6 +361,8 @@ def _quantize(pl: _Plan, src_ptr: int, n_rows: int, run: int) -> bool:
     nthreads = max(1, min(torch.get_num_threads(), -(-n_rows // 1024)))
     if nthreads == 1:
         return lib.lutnb_quantize_u8(src_ptr, n_rows, run, s, dst, run) == 0
+    if ckernel.shares_torch_pool(lib):
+        return lib.lutnb_quantize_par(src_ptr, n_rows, run, s, dst, run, nthreads) == 0
     bad = []
 
     def part(a, b):

@@ -44,6 +44,9 @@ SOURCE = Path(__file__).parent / "csrc" / "lutgemm.c"
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-std=gnu11"]
 
 
+OPENMP_FLAG = "-fopenmp"  # tried first: one thread pool with torch (see `shares_torch_pool`); without it on failure
+
+
 MAX_V = 64
 
 
@@ -85,18 +88,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LUTNB_CACHE", Path.home() / ".cache" / "lutnb"))
 
 
-def library_path(portable: bool = False) -> Path:
+def _flags(portable: bool, openmp: bool) -> list[str]:
+    return FLAGS + (["-DLUTNB_PORTABLE"] if portable else []) + ([OPENMP_FLAG] if openmp else [])
+
+
+def library_path(portable: bool = False, openmp: bool = True) -> Path:
     """Where the compiled library for this source, compiler, flags and CPU lives (built or not)."""
     cc = _compiler() or "cc"
-    flags = FLAGS + (["-DLUTNB_PORTABLE"] if portable else [])
+    flags = _flags(portable, openmp)
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), cc.encode(),
                                      _cpu_id().encode()])).hexdigest()[:16]
     return cache_dir() / f"lutgemm-{'portable-' if portable else ''}{key}.so"
 
 
 def build(portable: bool = False) -> Path:
-    """Compile the kernel (if not cached) and return the library path; raises RuntimeError with the reason."""
-    out = library_path(portable)
+    """Compile the kernel (if not cached) and return the library path; raises RuntimeError with the reason.
+    With OpenMP where the compiler has it (one thread pool with torch), else without."""
+    if _torch_uses_gomp():
+        try:
+            return _build(portable, True)
+        except RuntimeError:
+            pass
+    return _build(portable, False)
+
+
+def _torch_uses_gomp() -> bool:
+    """Whether torch's parallel backend is OpenMP (then the library is built with OpenMP, to share its runtime)."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _build(portable: bool, openmp: bool) -> Path:
+    out = library_path(portable, openmp)
     if out.exists():
         return out
     cc = _compiler()
@@ -105,7 +127,7 @@ def build(portable: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    cmd = [cc, *FLAGS, *(["-DLUTNB_PORTABLE"] if portable else []), "-o", tmp, str(SOURCE), "-lm"]
+    cmd = [cc, *_flags(portable, openmp), "-o", tmp, str(SOURCE), "-lm"]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
@@ -139,6 +161,12 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_job_q8.argtypes = [p, i64, i64]
     lib.lutnb_job_f32.restype = i32
     lib.lutnb_job_f32.argtypes = [p, i64, i64]
+    lib.lutnb_openmp.restype = i32
+    if lib.lutnb_openmp():
+        lib.lutnb_job_par.restype = i32
+        lib.lutnb_job_par.argtypes = [i32, p, i64, i32]
+        lib.lutnb_quantize_par.restype = i32
+        lib.lutnb_quantize_par.argtypes = [p, i64, i64, ctypes.c_float, p, i64, i32]
     lib.lutnb_affine_f32.restype = None
     lib.lutnb_affine_f32.argtypes = [p, i64, i64, p, p, i32, p]
     lib.lutnb_table_scatter_f32.restype = None
@@ -151,11 +179,35 @@ def load(portable: bool = False) -> ctypes.CDLL | None:
     with _lock:
         if portable not in _libs:
             try:
-                _libs[portable] = _declare(ctypes.CDLL(str(build(portable))))
+                lib = _libs[portable] = _declare(ctypes.CDLL(str(build(portable))))
+                _lib_of[id(lib.lutnb_job_q8)] = _lib_of[id(lib.lutnb_job_f32)] = lib
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 _libs[portable] = None
                 _errors[portable] = str(e)
         return _libs[portable]
+
+
+_lib_of: dict = {}  # id(job function) -> its library
+_shared_pool: dict = {}
+
+
+def shares_torch_pool(lib: ctypes.CDLL) -> bool:
+    """Whether the library's OpenMP regions run on torch's own OpenMP threads: built with OpenMP, torch's backend
+    is OpenMP, and only one libgomp is loaded in the process (torch's; the library bound to it by soname).
+    Otherwise the row ranges run on a Python thread pool (`_parallel`)."""
+    key = id(lib)
+    if key not in _shared_pool:
+        ok = bool(lib.lutnb_openmp()) and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+        if ok:
+            try:
+                with open("/proc/self/maps") as f:
+                    paths = {ln.split()[-1] for ln in f if "libgomp" in ln and "/" in ln}
+                torch_dir = str(Path(torch.__file__).resolve().parent.parent)  # torch/lib or torch.libs
+                ok = len(paths) == 1 and os.path.realpath(next(iter(paths))).startswith(torch_dir)
+            except OSError:
+                ok = False
+        _shared_pool[key] = ok
+    return _shared_pool[key]
 
 
 def available() -> bool:
@@ -247,8 +299,15 @@ def run_job(fn, job: Job, M: int) -> int:
     torch.get_num_threads() threads; returns the OR of the flags (bit 0: an output value NaN/inf; bit 1: an input
     value NaN/inf, float32 job)."""
     ref = ctypes.byref(job)
-    if M <= 64 or torch.get_num_threads() == 1:
+    nthreads = torch.get_num_threads()
+    if M <= 64 or nthreads == 1:
         rc = fn(ref, 0, M)
+        if rc < 0:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+        return rc
+    lib = _lib_of.get(id(fn))
+    if lib is not None and shares_torch_pool(lib):  # torch's OpenMP workers run the row ranges: one pool
+        rc = lib.lutnb_job_par(0 if fn is lib.lutnb_job_q8 else 1, ref, M, min(nthreads, -(-M // 64)))
         if rc < 0:
             raise MemoryError(f"lutnb C kernel returned {rc}")
         return rc

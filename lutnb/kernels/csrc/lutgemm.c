@@ -804,9 +804,10 @@ static inline void copy_run(uint8_t *d, const uint8_t *src, int64_t C) {
 #endif
 }
 
+/* spill: dst0 has 64 writable bytes past the last row (wide stores may write past a run) */
 static void im2col_u8_rows(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
                            int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
-                           int64_t Kp, int64_t m_begin, int64_t m_end, uint8_t *dst0) {
+                           int64_t Kp, int64_t m_begin, int64_t m_end, uint8_t *dst0, int spill) {
     int64_t K = kh * kw * C;
     int64_t b = m_begin / (Ho * Wo), rem = m_begin % (Ho * Wo), oh = rem / Wo, ow = rem % Wo;
     for (int64_t m = m_begin; m < m_end; m++) {
@@ -817,6 +818,14 @@ static void im2col_u8_rows(const uint8_t *xq, int64_t H, int64_t W, int64_t C, i
         for (int64_t i = 0; i < kh; i++) {
             int64_t ih = oh * sh - ph + i * dh;
             if (whole && ih >= 0 && ih < H) {
+#ifdef LUTNB_SIMD_ENCODE
+                if (spill && kw * C <= 64) {  /* one masked load, one full store (the bytes past the run are
+                                               * overwritten later: runs are written in order, the buffer has slack) */
+                    __mmask64 mk = kw * C == 64 ? ~(__mmask64)0 : (((__mmask64)1 << (kw * C)) - 1);
+                    _mm512_storeu_si512((void *)(dst + i * kw * C), _mm512_maskz_loadu_epi8(mk, xb + (ih * W + iw0) * C));
+                    continue;
+                }
+#endif
                 copy_run(dst + i * kw * C, xb + (ih * W + iw0) * C, kw * C);
                 continue;
             }
@@ -835,7 +844,7 @@ static void im2col_u8_rows(const uint8_t *xq, int64_t H, int64_t W, int64_t C, i
 void lutnb_im2col_u8(const uint8_t *xq, int64_t H, int64_t W, int64_t C, int64_t kh, int64_t kw, int64_t sh,
                      int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, int64_t Kp,
                      int64_t m_begin, int64_t m_end, uint8_t *rows) {
-    im2col_u8_rows(xq, H, W, C, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, Kp, m_begin, m_end, rows + m_begin * Kp);
+    im2col_u8_rows(xq, H, W, C, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, Kp, m_begin, m_end, rows + m_begin * Kp, 0);
 }
 
 /* the float32 im2col of rows [m_begin, m_end) of an NHWC float input into dst (row r at dst + r * K, K = kh*kw*C,
@@ -883,7 +892,7 @@ int lutnb_job_q8(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
     lookup_scratch t;
     if (scratch_alloc(&t, j->S, j->N)) return -1;
     uint8_t *X8 = NULL;
-    if (j->kh > 0 && !(X8 = (uint8_t *)aligned_alloc(64, (size_t)(RB * j->Kp + 64) / 64 * 64))) {
+    if (j->kh > 0 && !(X8 = (uint8_t *)aligned_alloc(64, (size_t)(RB * j->Kp + 127) / 64 * 64))) {
         scratch_free(&t);
         return -1;
     }
@@ -894,7 +903,7 @@ int lutnb_job_q8(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
         int64_t r0 = m0;
         if (X8) {
             im2col_u8_rows((const uint8_t *)j->x, j->H, j->W, j->C, j->kh, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh,
-                           j->dw, j->Ho, j->Wo, j->Kp, m0, m0 + mb, X8);
+                           j->dw, j->Ho, j->Wo, j->Kp, m0, m0 + mb, X8, 1);
             xu = (const uint32_t *)X8;
             r0 = 0;
         } else {
@@ -945,3 +954,45 @@ void lutnb_affine_f32(const float *x, int64_t n, int64_t C, const float *alpha, 
         out[i] = fma ? fmaf(x[i], alpha[ch], beta[ch]) : x[i] * alpha[ch] + beta[ch];
     }
 }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * One thread pool: built with -fopenmp, this library shares the OpenMP runtime torch loaded (torch's libgomp.so.1
+ * has the same soname, so the loader binds this library to the copy already in the process): the row ranges
+ * of a layer run on the same worker threads as torch's own ops, in one C call. */
+#ifdef _OPENMP
+#include <omp.h>
+int lutnb_openmp(void) { return 1; }
+
+/* kind 0: lutnb_job_q8, 1: lutnb_job_f32, over M rows in ranges of multiples of RB on nthreads threads */
+int lutnb_job_par(int kind, const lutnb_job *j, int64_t M, int nthreads) {
+    int flags = 0, err = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : flags) reduction(min : err)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t chunk = (M + nt - 1) / nt;
+        chunk = (chunk + RB - 1) / RB * RB;
+        int64_t a = (int64_t)t * chunk, b = a + chunk < M ? a + chunk : M;
+        if (a < b) {
+            int rc = kind == 0 ? lutnb_job_q8(j, a, b) : lutnb_job_f32(j, a, b);
+            if (rc < 0) err = rc; else flags |= rc;
+        }
+    }
+    return err < 0 ? err : flags;
+}
+
+/* lutnb_quantize_u8 of n_rows rows of `run` values on nthreads threads (contiguous source and target rows) */
+int lutnb_quantize_par(const float *x, int64_t n_rows, int64_t run, float s, uint8_t *dst, int64_t dst_stride,
+                       int nthreads) {
+    int bad = 0;
+#pragma omp parallel num_threads(nthreads) reduction(| : bad)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int64_t chunk = (n_rows + nt - 1) / nt;
+        int64_t a = (int64_t)t * chunk, b = a + chunk < n_rows ? a + chunk : n_rows;
+        if (a < b) bad |= lutnb_quantize_u8(x + a * run, b - a, run, s, dst + a * dst_stride, dst_stride);
+    }
+    return bad;
+}
+#else
+int lutnb_openmp(void) { return 0; }
+#endif

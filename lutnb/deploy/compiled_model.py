@@ -53,6 +53,7 @@ class FastLayer(E.EngineLayer):
         self._q8_cached = None
         self.emit_for: FastLayer | None = None
         self._q8_gen = 0  # generation of the uint8 input a producer last wrote into this layer's buffer
+        self._kernel_cached = None
 
     def extra_repr(self) -> str:
         L = self.layer
@@ -151,9 +152,9 @@ class FastLayer(E.EngineLayer):
     # ------------------------------------------------------------------------------------------ the plan per shape
     def _plan(self, x: torch.Tensor, kern):
         """The per-input-shape call plan: the C job with everything fixed filled in, buffers, output shape."""
-        key = (tuple(x.shape), id(kern))
+        key = x.shape
         pl = self._plans.get(key)
-        if pl is not None:
+        if pl is not None and pl.kern is kern:
             return pl
         self._plans.clear()
         L = self.layer
@@ -196,15 +197,15 @@ class FastLayer(E.EngineLayer):
             M, out_shape = x.numel() // L.in_features, (*x.shape[:-1], N)
             implicit = False
         mode = ("q8" if self.encode == "int8" else "f32") + ("conv" if implicit else "rows")
-        if mode == "q8rows" and L.kind == "linear" and L.v == 4 and L.K_padded == L.in_features:
-            mode = "q8lin"
+        if mode == "q8rows" and L.kind == "linear" and L.v == 4:
+            mode = "q8lin"  # float rows quantized inside the kernel, per row block
+            job.K, job.xs = L.in_features, float(q8.grid(L)["s"])
         xq = None
         if mode == "q8conv":
             xq = torch.empty(x.shape[0], x.shape[2], x.shape[3], x.shape[1], dtype=torch.uint8)
-        elif mode == "q8lin":
-            xq = torch.empty(M, L.in_features, dtype=torch.uint8)
         pl = self._plans[key] = _Plan(job=job, fn=fn, M=M, N=N, out_shape=out_shape, mode=mode, xq=xq,
-                                      s=q8.grid(L)["s"] if self.encode == "int8" else None, lib=lib, keep=keep)
+                                      s=q8.grid(L)["s"] if self.encode == "int8" else None, lib=lib, keep=keep,
+                                      kern=kern, ref=ctypes.byref(job))
         return pl
 
     def _run_kernel(self, x: torch.Tensor, kern, ep, res, emit: bool):
@@ -225,11 +226,8 @@ class FastLayer(E.EngineLayer):
                 if not _quantize(pl, xn.data_ptr(), x.numel() // x.shape[1], x.shape[1]):
                     return None
                 xin = pl.xq
-        elif pl.mode == "q8lin":
-            f = x if x.is_contiguous() else x.contiguous()
-            if not _quantize(pl, f.data_ptr(), pl.M, self.layer.in_features):
-                return None
-            xin = pl.xq
+        elif pl.mode == "q8lin":  # the kernel quantizes the float rows (flag bit 1: NaN / inf)
+            xin = x if x.is_contiguous() else x.contiguous()
         elif pl.mode == "q8rows":
             xin, finite = self._rows_u8(x)
             if not (finite if finite is not None else bool(torch.isfinite(x.sum()))):
@@ -258,8 +256,8 @@ class FastLayer(E.EngineLayer):
         elif pl.emitting:
             job.yq = None
         pl.emitting = emit
-        flags = ckernel.run_job(pl.fn, job, pl.M)
-        if flags & 2:  # a NaN / inf input (float32 job): the plain path applies the NaN-row policy
+        flags = ckernel.run_job(pl.fn, job, pl.M, pl.ref)
+        if flags & 2:  # a NaN / inf input (float rows read by the kernel): the plain path applies the NaN-row policy
             return None
         return y, flags, yq
 
@@ -297,7 +295,13 @@ class FastLayer(E.EngineLayer):
         return y if self.channels_last else y.contiguous()
 
     def _kernel(self):
-        return self._q8_kernel() if self.encode == "int8" else self._f32_kernel()
+        state = _SWITCHES[0]
+        cached = self._kernel_cached
+        if state is not None and cached is not None and cached[0] is state:
+            return cached[1]
+        kern = self._q8_kernel() if self.encode == "int8" else self._f32_kernel()
+        self._kernel_cached = (state, kern) if state is not None else None
+        return kern
 
     def _plain(self, x):
         """The layer without epilogue on the engine's path (NaN/inf inputs, fallbacks): the same bits."""
@@ -345,7 +349,7 @@ class FastLayer(E.EngineLayer):
 
 
 class _Plan:
-    __slots__ = ("job", "fn", "M", "N", "out_shape", "mode", "xq", "s", "lib", "keep", "ep", "emitting")
+    __slots__ = ("job", "fn", "M", "N", "out_shape", "mode", "xq", "s", "lib", "keep", "ep", "emitting", "kern", "ref")
 
     def __init__(self, **kw):
         self.ep, self.emitting = None, False
@@ -374,6 +378,7 @@ def _quantize(pl: _Plan, src_ptr: int, n_rows: int, run: int) -> bool:
 
 
 _SWITCHES: list = [None]  # (native on, C kernel on) while a CompiledModel call runs: read once per call, not per layer
+_SWITCH_STATES = {(a, b): (a, b) for a in (False, True) for b in (False, True)}  # one object per state
 
 
 def _native() -> bool:
@@ -431,7 +436,7 @@ class CompiledModel(E.IntegerEngine):
         from ..kernels import numba_kernels
 
         outer = _SWITCHES[0]
-        _SWITCHES[0] = (numba_kernels.enabled(), ckernel.enabled())
+        _SWITCHES[0] = _SWITCH_STATES[(numba_kernels.enabled(), ckernel.enabled())]
         try:
             return self.model(*args, **kwargs)
         finally:

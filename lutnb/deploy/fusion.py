@@ -12,11 +12,12 @@ Exactness: every fused op is float32 in the order torch runs it (``f * alpha + b
 its build (torch 2.13 CPU here: ``alpha = w * rsqrt(var + eps)``, ``beta = fma(-mean, alpha, b)``,
 ``y = fma(x, alpha, beta)``), so each BatchNorm is fused only after a candidate formula was found equal bit for
 bit to ``F.batch_norm`` on a probe of 8,192 values per channel over eight magnitudes; if none is, that
-BatchNorm stays in torch. A NaN / inf input takes the unfused ops (the NaN-row
-policy applies before BatchNorm). Where tracing fails (data-dependent control flow, e.g. Hugging Face models),
-the model's children are tried one by one (`fuse_tree`); a module whose forward has optional arguments is not
-traced at all (fx would fix ``if mask is not None`` to one branch). The fused model's outputs equal the unfused
-model's and the reference engine's bit for bit (tests/test_inference.py).
+BatchNorm stays in torch. A NaN / inf input takes the unfused ops (the NaN-row policy applies before BatchNorm).
+In the traced graph the LUT modules' ``forward`` is called directly, so forward hooks on them do not run
+(``lutnb.compile(..., fuse=False)`` keeps every module call as it is). Where the whole forward does not trace
+(Python control flow on tensors, e.g. a shape check), its children are tried one by one (`fuse_tree`); a module
+whose forward has optional arguments is never traced (fx would fix ``if mask is not None`` to one branch). The
+fused model's outputs equal the unfused model's and the reference engine's bit for bit (tests/test_inference.py).
 """
 from __future__ import annotations
 
@@ -94,7 +95,6 @@ class FusedLUT(nn.Module):
             y = y + res
         return torch.relu(y) if self.relu else y
 
-    @torch.no_grad()
     def forward(self, x, res=None):
         if self.bn is not None and self.bn.training:
             return self._unfused(x, res)
@@ -252,6 +252,13 @@ def fuse(model: nn.Module, fast_type) -> fx.GraphModule | None:
                 break
     if not changed:
         return None
+    for node in list(gm.graph.nodes):  # LUT calls go to forward directly (nn.Module.__call__ costs ~1 us a call)
+        if node.op == "call_module" and fast_of(node) is not None:
+            with gm.graph.inserting_before(node):
+                mod = gm.graph.get_attr(node.target)
+                new = gm.graph.call_method("forward", (mod, *node.args), dict(node.kwargs))
+            node.replace_all_uses_with(new)
+            gm.graph.erase_node(node)
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()

@@ -291,14 +291,14 @@ class Job(ctypes.Structure):
                 + [("bn_fma", ctypes.c_int64), ("relu", ctypes.c_int64), ("res", ctypes.c_void_p),
                    ("ldr", ctypes.c_int64), ("y", ctypes.c_void_p), ("ldy", ctypes.c_int64),
                    ("yq", ctypes.c_void_p), ("ldq", ctypes.c_int64),
-                   ("qs", ctypes.c_float)])
+                   ("qs", ctypes.c_float), ("xs", ctypes.c_float)])
 
 
-def run_job(fn, job: Job, M: int) -> int:
+def run_job(fn, job: Job, M: int, ref=None) -> int:
     """fn(job, begin, end) (`lib.lutnb_job_q8` or `lib.lutnb_job_f32`) over M output rows on up to
     torch.get_num_threads() threads; returns the OR of the flags (bit 0: an output value NaN/inf; bit 1: an input
-    value NaN/inf, float32 job)."""
-    ref = ctypes.byref(job)
+    value NaN/inf: float rows read by the kernel). ref: ``ctypes.byref(job)``, kept by a caller that reuses job."""
+    ref = ref if ref is not None else ctypes.byref(job)
     nthreads = torch.get_num_threads()
     if M <= 64 or nthreads == 1:
         rc = fn(ref, 0, M)

@@ -342,6 +342,7 @@ typedef struct {
     uint8_t *yq;
     int64_t ldq;
     float qs;
+    float xs; /* q8 job with xs > 0: the input is float32 rows (M, K), quantized here at scale xs (the layer's grid) */
 } lutnb_job;
 
 static inline uint8_t quant_one(float f, float qs) {
@@ -886,13 +887,14 @@ static int im2col_f32_rows(const float *x, const lutnb_job *j, int64_t m_begin, 
 }
 
 /* INT8-encode job for output rows [m_begin, m_end): im2col of the uint8 NHWC input j->x per row block (kh > 0; or rows
- * (M, Kp = 4S) uint8 given in j->x when kh == 0), encode, look-up, epilogue. Returns -1 out of memory, else bit 0:
- * some output value NaN / inf. */
+ * (M, Kp = 4S) uint8 given in j->x when kh == 0; or float32 rows (M, K) quantized per block when xs > 0), encode,
+ * look-up, epilogue. Returns -1 out of memory, else bit 0: some output value NaN / inf; bit 1: a float input
+ * value NaN / inf (xs > 0). */
 int lutnb_job_q8(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
     lookup_scratch t;
     if (scratch_alloc(&t, j->S, j->N)) return -1;
     uint8_t *X8 = NULL;
-    if (j->kh > 0 && !(X8 = (uint8_t *)aligned_alloc(64, (size_t)(RB * j->Kp + 127) / 64 * 64))) {
+    if ((j->kh > 0 || j->xs > 0) && !(X8 = (uint8_t *)aligned_alloc(64, (size_t)(RB * j->Kp + 127) / 64 * 64))) {
         scratch_free(&t);
         return -1;
     }
@@ -901,7 +903,13 @@ int lutnb_job_q8(const lutnb_job *j, int64_t m_begin, int64_t m_end) {
         int mb = (int)(m_end - m0 < RB ? m_end - m0 : RB);
         const uint32_t *xu;
         int64_t r0 = m0;
-        if (X8) {
+        if (j->xs > 0) {  /* float rows: quantize the block (xq + 128, 128 in the padded columns K..Kp) */
+            if (lutnb_quantize_u8((const float *)j->x + m0 * j->K, mb, j->K, j->xs, X8, j->Kp)) flags |= 2;
+            if (j->Kp > j->K)
+                for (int l = 0; l < mb; l++) memset(X8 + (int64_t)l * j->Kp + j->K, 128, (size_t)(j->Kp - j->K));
+            xu = (const uint32_t *)X8;
+            r0 = 0;
+        } else if (X8) {
             im2col_u8_rows((const uint8_t *)j->x, j->H, j->W, j->C, j->kh, j->kw, j->sh, j->sw, j->ph, j->pw, j->dh,
                            j->dw, j->Ho, j->Wo, j->Kp, m0, m0 + mb, X8, 1);
             xu = (const uint32_t *)X8;

@@ -359,22 +359,7 @@ class _Plan:
 
 def _quantize(pl: _Plan, src_ptr: int, n_rows: int, run: int) -> bool:
     """xq + 128 of n_rows x run float32 values at src_ptr into the plan's uint8 buffer (C); False on a NaN / inf."""
-    lib = pl.lib
-    s = ctypes.c_float(float(pl.s))
-    dst = pl.xq.data_ptr()
-    nthreads = max(1, min(torch.get_num_threads(), -(-n_rows // 1024)))
-    if nthreads == 1:
-        return lib.lutnb_quantize_u8(src_ptr, n_rows, run, s, dst, run) == 0
-    if ckernel.shares_torch_pool(lib):
-        return lib.lutnb_quantize_par(src_ptr, n_rows, run, s, dst, run, nthreads) == 0
-    bad = []
-
-    def part(a, b):
-        bad.append(lib.lutnb_quantize_u8(src_ptr + 4 * a * run, b - a, run, s, dst + a * run, run))
-        return 0
-
-    ckernel._parallel(n_rows, part, rb=256)
-    return not any(bad)
+    return ckernel.quantize_ptr(src_ptr, n_rows, run, pl.s, pl.xq.data_ptr(), pl.lib)
 
 
 _SWITCHES: list = [None]  # (native on, C kernel on) while a CompiledModel call runs: read once per call, not per layer

@@ -444,6 +444,25 @@ def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None =
     return not any(bad)
 
 
+def quantize_ptr(src_ptr: int, n_rows: int, run: int, s, dst_ptr: int, lib: ctypes.CDLL) -> bool:
+    """`quantize_u8` on raw addresses: n_rows x run contiguous float32 values at src_ptr into as many bytes at
+    dst_ptr, on up to torch.get_num_threads() threads (torch's OpenMP pool where shared); False on a NaN / inf."""
+    sf = ctypes.c_float(float(s))
+    nthreads = max(1, min(torch.get_num_threads(), -(-n_rows // 1024)))
+    if nthreads == 1:
+        return lib.lutnb_quantize_u8(src_ptr, n_rows, run, sf, dst_ptr, run) == 0
+    if shares_torch_pool(lib):
+        return lib.lutnb_quantize_par(src_ptr, n_rows, run, sf, dst_ptr, run, nthreads) == 0
+    bad = []
+
+    def part(a, b):
+        bad.append(lib.lutnb_quantize_u8(src_ptr + 4 * a * run, b - a, run, sf, dst_ptr + a * run, run))
+        return 0
+
+    _parallel(n_rows, part, rb=256)
+    return not any(bad)
+
+
 def im2col_u8(xq: torch.Tensor, kernel_size, stride, padding, dilation, Kp: int, out: torch.Tensor,
               lib: ctypes.CDLL | None = None) -> torch.Tensor:
     """Rows (B*Ho*Wo, Kp) uint8, K ordered (kh, kw, C), from a contiguous NHWC uint8 input (128 = zero)."""

@@ -212,7 +212,7 @@ static int encode_rows_block(const float *rows, int64_t K, int64_t m0, int mb, c
             int64_t cb0 = col0 + 16 * t;
             int64_t nvalid = K - cb0;
             __mmask16 cm = nvalid >= 16 ? (__mmask16)0xffff : (nvalid <= 0 ? 0 : (__mmask16)((1u << nvalid) - 1));
-            for (int r = 0; r * 16 < RB; r++) {
+            for (int r = 0; r * 16 < mb; r++) {
                 __m512 x[16];
                 for (int i = 0; i < 16; i++) {
                     int l = 16 * r + i;
@@ -448,6 +448,23 @@ static int lookup_block(int32_t *BI, int mb, int64_t S, int64_t c, const int8_t 
             }
         }
         const __m512i ones = _mm512_set1_epi8(1);
+        if (mb <= 16) {  /* a small block (batch 1): one group of 16 rows */
+            for (int64_t n0 = 0; n0 < N4; n0 += 4) {
+                __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                                  _mm512_setzero_si512()};
+                for (int64_t g = 0; g < G; g++) {
+                    __m512i i0 = _mm512_load_si512((const void *)(codes + g * RB));
+                    const int8_t *tg = t4 + (g * N4 + n0) * 64;
+                    for (int q = 0; q < 4; q++)
+                        acc[q] = _mm512_dpbusd_epi32(acc[q], ones, _mm512_permutexvar_epi8(
+                                                                       i0, _mm512_loadu_si512((const void *)(tg + 64 * q))));
+                }
+                for (int q = 0; q < 4; q++) _mm512_storeu_si512((void *)(A + (n0 + q) * RB), acc[q]);
+            }
+            if (ep) return epilogue_block(A, RB, 1, mb, m0, ep);
+            store_acc(A, RB, 1, mb, N, wrap_bits, out ? out + m0 * N : NULL, scale, bias, y ? y + m0 * N : NULL);
+            return 0;
+        }
         for (int64_t n0 = 0; n0 < N4; n0 += 4) {
             __m512i acc[4][4];
             for (int q = 0; q < 4; q++)

@@ -1,25 +1,28 @@
 """`lutnb.compile(model)`: one CPU inference path for a converted model, bit-identical to the integer engine.
 
-Every LUT layer runs on the fastest kernel that fits this CPU, chosen by `lutnb.kernels.dispatch`: the compiled
-C kernel (AVX-512 VBMI/VNNI encode + vpermb/vpdpbusd look-up where the CPU has them, its portable build where
-it does not) with the dequantize fused into the same pass; where it does not apply (tables wider than 8 bits,
-c > 16 look-ups handled by numba, other devices or dtypes, ``LUTNB_CKERNEL=0`` / ``LUTNB_NATIVE=0``) the layer
-falls back to `lutnb.deploy.engine.run_layer` (numba or torch), which gives the same bits.
+Every LUT layer runs on the fastest kernel that fits this CPU: the compiled C kernel (AVX-512 VBMI/VNNI encode +
+vpermb/vpdpbusd look-up where the CPU has them, its portable build where it does not); where it does not apply
+(tables wider than 8 bits, other devices or dtypes, an encode the kernel does not reproduce bit for bit,
+``LUTNB_CKERNEL=0`` / ``LUTNB_NATIVE=0``) the layer falls back to `lutnb.deploy.engine.run_layer` (numba or
+torch), which gives the same bits.
 
 What it does beyond `IntegerEngine(impl="native")`:
 
-* Layout: a conv's output comes back as a channels-last (NHWC-strided) NCHW tensor, a view of the kernel's
-  (rows, N) output, no transpose copy. BatchNorm / ReLU / pooling / residual adds in torch keep that layout,
-  so the next conv's im2col reads NHWC memory with no permute copy.
-* im2col: one strided copy into a buffer kept per layer and input shape (no fresh pages every call).
-* One thread pool: the kernel splits rows over ``torch.get_num_threads()`` threads (its own pool, idle
-  while torch runs); run with ``OMP_WAIT_POLICY=PASSIVE`` at 2+ threads so torch's OpenMP workers sleep
-  instead of spinning on the cores the kernel needs (see `benchmarks/bench_inference.py`).
+* One kernel call per layer (plus a quantize pass for an int8-encode conv whose uint8 input no producer handed
+  over), from a call plan kept per input shape (`FastLayer._plan`): the kernel reads the conv's NHWC
+  input itself (implicit im2col per 64-row block, both encodes; the int8 encode on the uint8 quantized input, a
+  Linear's float rows quantized inside the kernel), encodes, looks up, dequantizes, and applies the fused
+  epilogue (`lutnb.deploy.fusion`: BatchNorm, residual add, ReLU, and the next conv's uint8 input) before it
+  stores the output.
+* Layout: a conv's output comes back as a channels-last (NHWC-strided) NCHW tensor, a view of the kernel's (rows, N)
+  output, no transpose copy; torch ops keep that layout, so the next conv reads NHWC memory with no permute copy.
+* One thread pool: the kernel library is built with OpenMP and shares torch's libgomp (same soname), so a layer's
+  row ranges run on torch's own OpenMP workers (``torch.get_num_threads()``), in one C call
+  (`lutnb.kernels.compiled.shares_torch_pool`; a Python thread pool where the runtime cannot be shared).
 
-Exactness: the output equals ``IntegerEngine(model, impl="reference")`` bit for bit (tests/test_inference.py):
-same float32 encode, same int32 look-up-accumulate, same float32 dequantize; only the memory layout of the
-tensors between layers differs. BatchNorm is not folded into the tables' scale and bias, because that changes
-the float rounding of the output (documented in docs/cpu-inference.md).
+Exactness: the output equals ``IntegerEngine(model, impl="reference")`` (``encode="int8"``: the int8-encode
+reference) bit for bit (tests/test_inference.py): same encode, same int32 look-up-accumulate, same float32
+dequantize, and each fused op in torch's own float32 rounding; only the memory layout between layers differs.
 """
 from __future__ import annotations
 

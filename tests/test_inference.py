@@ -408,3 +408,13 @@ def test_two_threads_python_pool_equals_openmp_pool(encode, monkeypatch):
     finally:
         torch.set_num_threads(old)
     assert torch.equal(got_shared, want) and torch.equal(got_python, want)
+
+
+def test_build_without_openmp_falls_back(monkeypatch, tmp_path):
+    """A compiler without OpenMP: the library is built without it (the Python thread pool runs the row ranges)."""
+    if ckernel.load() is None:
+        pytest.skip("no compiled kernel")
+    monkeypatch.setenv("LUTNB_CACHE", str(tmp_path))
+    monkeypatch.setattr(ckernel, "OPENMP_FLAG", "-fno-such-openmp-flag")
+    path = ckernel.build()
+    assert path.exists() and path == ckernel.library_path(openmp=False)

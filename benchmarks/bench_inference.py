@@ -14,8 +14,9 @@ Paths, timed interleaved in the same run (each round runs every path once), best
            max_pool2d; the stronger fp32 baseline for the CNNs)
   int8dyn  torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8): Linear layers only
            (it does not apply to convolutions: for the CNNs only the final fc is int8, the convs stay fp32)
-  lut      lutnb.compile(converted model): every LUT layer on the compiled kernel (bit-identical to the
-           reference integer engine; tests/test_inference.py), the exact float32 encode (default)
+  lut      lutnb.compile(converted model): every LUT layer on the compiled kernel, BatchNorm / residual add / ReLU
+           fused into its epilogue where the forward traces (bit-identical to the reference integer engine;
+           tests/test_inference.py), the exact float32 encode (default)
   lut8     lutnb.compile(converted model, encode="int8"): the integer-grid encode of lutnb.deploy.q8 (other codes;
            bit-identical to IntegerEngine(..., impl="reference", encode="int8"))
   engine   IntegerEngine(converted, impl="native"), the engine before lutnb.compile (CNNs and ViT only)
@@ -23,16 +24,19 @@ Paths, timed interleaved in the same run (each round runs every path once), best
 Calibration: a quick k-means (3 Lloyd iterations on 512 sampled rows per layer) on random inputs. It sets the
 codebooks' values only, which do not change the amount of work (speed only; not an accuracy result).
 
-Threads: torch.set_num_threads(t); the LUT kernel uses the same count. OMP_WAIT_POLICY=PASSIVE is set before torch
-loads (unless already set) so torch's idle OpenMP workers sleep instead of spinning on the cores the kernel's
-threads need (bench_engine.py measured ratios scattered 0.6-1.3 without it at 2 threads).
+Threads: torch.set_num_threads(t); the LUT kernel uses the same count, on torch's own OpenMP threads where the
+kernel library shares torch's libgomp (`lutnb.kernels.compiled.shares_torch_pool`; else a Python thread pool).
+OMP_WAIT_POLICY=PASSIVE is set before torch loads (unless already set), as in bench_engine.py, so idle OpenMP
+workers sleep instead of spinning on a core another process (or the Python pool) needs.
 
     python benchmarks/bench_inference.py                       # everything, 1 and 2 threads
     python benchmarks/bench_inference.py --models digits resnet20 --threads 1 --repeat 10 --breakdown
     python benchmarks/bench_inference.py --out results/bench_inference.json
 
---breakdown also prints, per model at the largest batch and 1 thread, where the LUT model's time goes (im2col,
-kernel = fused encode + look-up + dequantize, NaN check, the rest = float layers in torch).
+--breakdown also prints, per model at the largest batch and 1 thread, where the LUT model's time goes (kernel = one
+C call per LUT layer: implicit im2col + encode + look-up + dequantize + fused BatchNorm / residual / ReLU /
+next layer's uint8 input; quantize; explicit im2col where the kernel's implicit one does not apply; the rest =
+float layers in torch and Python glue).
 """
 from __future__ import annotations
 
@@ -96,29 +100,34 @@ def build(name: str):
 
 def breakdown(cm, call, inp, repeat: int) -> dict:
     """ms per part of one LUT-model call (best total of `repeat`), by wrapping the compiled layers' steps:
-    float32 encode: im2col (float rows), kernel (fused encode + look-up + dequantize), NaN check; int8 encode:
-    quantize (C), im2col (uint8, C), kernel (int8 encode + look-up + dequantize); the rest is the float layers in
-    torch and the Python glue."""
+    kernel = one C call per LUT layer (implicit im2col, encode, look-up, dequantize and the fused BatchNorm /
+    residual / ReLU / next layer's uint8 quantize), quantize (int8) = quantizing a layer input that no producer
+    handed over, im2col (float / uint8 rows) = the explicit im2col of the layers the kernel's implicit im2col does
+    not take; the rest is the float layers in torch and the Python glue."""
     from lutnb.deploy import compiled_model as CM
-    from lutnb.deploy import engine as E
     from lutnb.kernels import compiled as ck
 
     parts: dict = {}
-    wraps = [(CM.FastLayer, "_rows", "im2col (float)", False), (E, "layer_output", "kernel (float32 encode)", False),
-             (CM.FastLayer, "_nan_rows", "nan check", True), (ck, "quantize_u8", "quantize (int8)", False),
-             (ck, "im2col_u8", "im2col (uint8)", False), (ck, "fused_q8", "kernel (int8 encode)", False)]
-    saved = [obj.__dict__[attr] for obj, attr, _, _ in wraps]
+    wraps = [(CM.FastLayer, "_rows", "im2col (float rows)"), (CM.FastLayer, "_rows_u8", "im2col (uint8 rows)"),
+             (CM, "_quantize", "quantize (int8)"), (ck, "run_job", "kernel")]
+    saved = [obj.__dict__[attr] for obj, attr, _ in wraps]
+    depth = [0]
 
     def timed(fn, key):
         def w(*a, **k):
+            if depth[0]:  # inside another timed step (e.g. _rows inside _rows_u8): counted there
+                return fn(*a, **k)
+            depth[0] += 1
             t0 = time.perf_counter()
-            r = fn(*a, **k)
-            parts[key] = parts.get(key, 0.0) + time.perf_counter() - t0
-            return r
+            try:
+                return fn(*a, **k)
+            finally:
+                parts[key] = parts.get(key, 0.0) + time.perf_counter() - t0
+                depth[0] -= 1
         return w
 
-    for (obj, attr, key, static), fn in zip(wraps, saved):
-        setattr(obj, attr, staticmethod(timed(fn.__func__, key)) if static else timed(fn, key))
+    for (obj, attr, key), fn in zip(wraps, saved):
+        setattr(obj, attr, timed(fn, key))
     try:
         call(cm, inp)
         best, out = float("inf"), {}
@@ -130,7 +139,7 @@ def breakdown(cm, call, inp, repeat: int) -> dict:
             if total < best:
                 best, out = total, dict(parts)
     finally:
-        for (obj, attr, _, _), fn in zip(wraps, saved):
+        for (obj, attr, _), fn in zip(wraps, saved):
             setattr(obj, attr, fn)
     out = {k: v * 1e3 for k, v in out.items()}
     out["float layers + glue"] = best * 1e3 - sum(out.values())

@@ -45,7 +45,7 @@ def _outputs(engine_model, kind, x):
 
 def _assert_same_per_layer(lm, x, encode="float32"):
     ref_y, ref = _outputs(engine.IntegerEngine(lm, impl="reference", encode=encode), engine.EngineLayer, x)
-    cm = lutnb.compile(lm, encode=encode)
+    cm = lutnb.compile(lm, encode=encode, fuse=False)  # per-layer outputs (fused chains have no LUT-layer output)
     y, got = _outputs(cm, compiled_model.FastLayer, x)
     assert set(got) == set(ref) and got
     for n in ref:
@@ -242,3 +242,179 @@ def test_channels_last_false_gives_contiguous_conv_outputs():
     assert torch.equal(got, want) and torch.equal(got_nchw, want)
     with pytest.raises(TypeError, match="channels_last"):
         lutnb.compile(lm, channels_last="no")
+
+
+# ------------------------------------------------------------------------------------------ fused epilogues
+class _Res(nn.Module):
+    """conv-BN-ReLU, conv-BN + shortcut (1x1 conv-BN), ReLU; conv-BN (no affine), pool, Linear-ReLU, Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.sc, self.bs = nn.Conv2d(3, 8, 1, bias=False), nn.BatchNorm2d(8)
+        self.c3, self.b3 = nn.Conv2d(8, 12, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(12, affine=False)
+        self.f1, self.f2 = nn.Linear(12, 9), nn.Linear(9, 4)
+
+    def forward(self, x):
+        h = torch.relu(self.b1(self.c1(x)))
+        h = torch.relu(self.b2(self.c2(h)) + self.bs(self.sc(x)))
+        h = self.b3(self.c3(h)).mean((2, 3))
+        return self.f2(nn.functional.relu(self.f1(h)))
+
+
+def _bn_stats(model):
+    g = torch.Generator().manual_seed(5)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 3 + 0.1)
+            if m.affine:
+                m.weight.data.copy_(torch.randn(m.num_features, generator=g))
+                m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+    return model.eval()
+
+
+def _fused_modules(cm):
+    from lutnb.deploy.fusion import FusedLUT
+
+    return [m for m in cm.modules() if isinstance(m, FusedLUT)]
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_epilogue_equals_reference(encode, threads):
+    x = torch.randn(5, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    cm = lutnb.compile(lm, encode=encode)
+    assert cm.fused
+    parts = sorted(m.extra_repr() for m in _fused_modules(cm))
+    assert parts == sorted(["epilogue: bn, relu", "epilogue: bn", "epilogue: bn, +res, relu", "epilogue: bn",
+                            "epilogue: relu"]), parts
+    if encode == "int8":  # c1 writes c2's uint8 input
+        assert sum(m.emit_for is not None for m in cm.fast_layers().values()) >= 1
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for b in (5, 1, 5):
+            assert torch.equal(cm(x[:b]), want[:b])
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_fused_portable_build_equals_reference(encode, monkeypatch):
+    x = torch.randn(4, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    real = ckernel.load
+    monkeypatch.setattr(ckernel, "load", lambda portable=False: real(True))
+    cm = lutnb.compile(lm, encode=encode)
+    assert cm.fused and torch.equal(cm(x), want)
+
+
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+@pytest.mark.parametrize("name", ["digits_cnn", "resnet20", "vit_digits"])
+def test_zoo_fused_equal_reference(name, encode):
+    from lutnb.zoo.models import get_model
+
+    shape = {"digits_cnn": (1, 8, 8), "resnet20": (3, 16, 16), "vit_digits": (1, 8, 8)}[name]
+    torch.manual_seed(0)
+    model = _bn_stats(get_model(name))
+    x = torch.randn(3, *shape)
+    lm = _convert(model, x)
+    cm = lutnb.compile(lm, encode=encode)
+    if ckernel.available():
+        assert cm.fused and _fused_modules(cm)
+    assert torch.equal(cm(x), engine.IntegerEngine(lm, impl="reference", encode=encode)(x))
+
+
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_fused_nan_inputs_follow_the_reference(encode):
+    x = torch.randn(3, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    x[1, 2, 3, 3] = float("nan")
+    x[2, 0, 0, 0] = float("inf")
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    got = lutnb.compile(lm, encode=encode)(x)
+    assert torch.equal(torch.isnan(got), torch.isnan(want)) and torch.isnan(got).any()
+    assert torch.equal(torch.nan_to_num(got), torch.nan_to_num(want))
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+def test_uint8_handoff_is_not_used_when_stale():
+    """A conv's output carries its consumer's uint8 input; the consumer uses it only if it is that call's and
+    the tensor was not changed in place since."""
+    x = torch.randn(4, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    cm = lutnb.compile(lm, encode="int8")
+    ref = engine.IntegerEngine(lm, impl="reference", encode="int8")
+    p, c, ref_c = cm.model.c1_fused, cm.model.c2_fused.fast, ref.model.c2
+    assert p.fast.emit_for is c
+    xc = x.contiguous(memory_format=torch.channels_last)
+    y1 = p(xc)
+    y2 = p(xc[:2].contiguous(memory_format=torch.channels_last))  # overwrites c's uint8 buffer
+    assert torch.equal(c(y1), ref_c(y1))  # y1's hand-off is stale (a later call wrote the buffer)
+    y3 = p(xc)
+    y3.mul_(0.5)  # changed in place after the hand-off
+    assert torch.equal(c(y3), ref_c(y3))
+    assert torch.equal(c(y2), ref_c(y2))
+    used = c.calls["handoff"]
+    y4 = p(xc)
+    assert torch.equal(c(y4), ref_c(y4)) and c.calls["handoff"] == used + 1  # the fresh hand-off is taken
+
+
+def test_fuse_false_and_untraceable_models_run_unfused():
+    x = torch.randn(2, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    cm = lutnb.compile(lm, fuse=False)
+    assert not cm.fused and not _fused_modules(cm)
+    assert torch.equal(cm(x), engine.IntegerEngine(lm, impl="reference")(x))
+    with pytest.raises(TypeError, match="fuse"):
+        lutnb.compile(lm, fuse="yes")
+
+    class Optional(nn.Module):  # an optional argument: never traced (fx would drop the None branch)
+        def __init__(self):
+            super().__init__()
+            self.c, self.b = nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)
+
+        def forward(self, x, scale=None):
+            y = torch.relu(self.b(self.c(x)))
+            return y if scale is None else y * scale
+
+    lm2 = _convert(_bn_stats(Optional()), torch.randn(16, 3, 9, 9))
+    cm2 = lutnb.compile(lm2)
+    assert not cm2.fused
+    assert torch.equal(cm2(x), engine.IntegerEngine(lm2, impl="reference")(x))
+
+
+@pytest.mark.skipif(not ckernel.available(), reason="no compiled kernel")
+@pytest.mark.parametrize("encode", ["float32", "int8"])
+def test_two_threads_python_pool_equals_openmp_pool(encode, monkeypatch):
+    """Row ranges on torch's OpenMP threads (one pool, where the library shares torch's libgomp) or on the Python
+    thread pool: the same bits."""
+    x = torch.randn(6, 3, 9, 9)
+    lm = _convert(_bn_stats(_Res()), torch.randn(32, 3, 9, 9))
+    want = engine.IntegerEngine(lm, impl="reference", encode=encode)(x)
+    old = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got_shared = lutnb.compile(lm, encode=encode)(x)
+        monkeypatch.setattr(ckernel, "shares_torch_pool", lambda lib: False)
+        got_python = lutnb.compile(lm, encode=encode)(x)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(got_shared, want) and torch.equal(got_python, want)
+
+
+def test_build_without_openmp_falls_back(monkeypatch, tmp_path):
+    """A compiler without OpenMP: the library is built without it (the Python thread pool runs the row ranges)."""
+    if ckernel.load() is None:
+        pytest.skip("no compiled kernel")
+    monkeypatch.setenv("LUTNB_CACHE", str(tmp_path))
+    monkeypatch.setattr(ckernel, "OPENMP_FLAG", "-fno-such-openmp-flag")
+    path = ckernel.build()
+    assert path.exists() and path == ckernel.library_path(openmp=False)

@@ -44,6 +44,9 @@ SOURCE = Path(__file__).parent / "csrc" / "lutgemm.c"
 FLAGS = ["-O3", "-march=native", "-ffp-contract=off", "-fno-fast-math", "-fPIC", "-shared", "-std=gnu11"]
 
 
+OPENMP_FLAG = "-fopenmp"  # tried first: one thread pool with torch (see `shares_torch_pool`); without it on failure
+
+
 MAX_V = 64
 
 
@@ -85,18 +88,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LUTNB_CACHE", Path.home() / ".cache" / "lutnb"))
 
 
-def library_path(portable: bool = False) -> Path:
+def _flags(portable: bool, openmp: bool) -> list[str]:
+    return FLAGS + (["-DLUTNB_PORTABLE"] if portable else []) + ([OPENMP_FLAG] if openmp else [])
+
+
+def library_path(portable: bool = False, openmp: bool = True) -> Path:
     """Where the compiled library for this source, compiler, flags and CPU lives (built or not)."""
     cc = _compiler() or "cc"
-    flags = FLAGS + (["-DLUTNB_PORTABLE"] if portable else [])
+    flags = _flags(portable, openmp)
     key = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), " ".join(flags).encode(), cc.encode(),
                                      _cpu_id().encode()])).hexdigest()[:16]
     return cache_dir() / f"lutgemm-{'portable-' if portable else ''}{key}.so"
 
 
 def build(portable: bool = False) -> Path:
-    """Compile the kernel (if not cached) and return the library path; raises RuntimeError with the reason."""
-    out = library_path(portable)
+    """Compile the kernel (if not cached) and return the library path; raises RuntimeError with the reason.
+    With OpenMP where the compiler has it (one thread pool with torch), else without."""
+    if _torch_uses_gomp():
+        try:
+            return _build(portable, True)
+        except RuntimeError:
+            pass
+    return _build(portable, False)
+
+
+def _torch_uses_gomp() -> bool:
+    """Whether torch's parallel backend is OpenMP (then the library is built with OpenMP, to share its runtime)."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+def _build(portable: bool, openmp: bool) -> Path:
+    out = library_path(portable, openmp)
     if out.exists():
         return out
     cc = _compiler()
@@ -105,7 +127,7 @@ def build(portable: bool = False) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
     os.close(fd)
-    cmd = [cc, *FLAGS, *(["-DLUTNB_PORTABLE"] if portable else []), "-o", tmp, str(SOURCE), "-lm"]
+    cmd = [cc, *_flags(portable, openmp), "-o", tmp, str(SOURCE), "-lm"]
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
@@ -135,6 +157,18 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.lutnb_im2col_u8.argtypes = [p] + [i64] * 16 + [p]
     lib.lutnb_table_sum_f32.restype = None
     lib.lutnb_table_sum_f32.argtypes = [p, p, i64, i64, i64, p, i64, i64, p]
+    lib.lutnb_job_q8.restype = i32
+    lib.lutnb_job_q8.argtypes = [p, i64, i64]
+    lib.lutnb_job_f32.restype = i32
+    lib.lutnb_job_f32.argtypes = [p, i64, i64]
+    lib.lutnb_openmp.restype = i32
+    if lib.lutnb_openmp():
+        lib.lutnb_job_par.restype = i32
+        lib.lutnb_job_par.argtypes = [i32, p, i64, i32]
+        lib.lutnb_quantize_par.restype = i32
+        lib.lutnb_quantize_par.argtypes = [p, i64, i64, ctypes.c_float, p, i64, i32]
+    lib.lutnb_affine_f32.restype = None
+    lib.lutnb_affine_f32.argtypes = [p, i64, i64, p, p, i32, p]
     lib.lutnb_table_scatter_f32.restype = None
     lib.lutnb_table_scatter_f32.argtypes = [p, p, i64, i64, i64, i64, i64, i64, p]
     return lib
@@ -145,11 +179,35 @@ def load(portable: bool = False) -> ctypes.CDLL | None:
     with _lock:
         if portable not in _libs:
             try:
-                _libs[portable] = _declare(ctypes.CDLL(str(build(portable))))
+                lib = _libs[portable] = _declare(ctypes.CDLL(str(build(portable))))
+                _lib_of[id(lib.lutnb_job_q8)] = _lib_of[id(lib.lutnb_job_f32)] = lib
             except (RuntimeError, OSError, subprocess.SubprocessError) as e:
                 _libs[portable] = None
                 _errors[portable] = str(e)
         return _libs[portable]
+
+
+_lib_of: dict = {}  # id(job function) -> its library
+_shared_pool: dict = {}
+
+
+def shares_torch_pool(lib: ctypes.CDLL) -> bool:
+    """Whether the library's OpenMP regions run on torch's own OpenMP threads: built with OpenMP, torch's backend
+    is OpenMP, and only one libgomp is loaded in the process (torch's; the library bound to it by soname).
+    Otherwise the row ranges run on a Python thread pool (`_parallel`)."""
+    key = id(lib)
+    if key not in _shared_pool:
+        ok = bool(lib.lutnb_openmp()) and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+        if ok:
+            try:
+                with open("/proc/self/maps") as f:
+                    paths = {ln.split()[-1] for ln in f if "libgomp" in ln and "/" in ln}
+                torch_dir = str(Path(torch.__file__).resolve().parent.parent)  # torch/lib or torch.libs
+                ok = len(paths) == 1 and os.path.realpath(next(iter(paths))).startswith(torch_dir)
+            except OSError:
+                ok = False
+        _shared_pool[key] = ok
+    return _shared_pool[key]
 
 
 def available() -> bool:
@@ -215,6 +273,67 @@ def _parallel(M: int, fn, rb: int = 64) -> None:
     for rc in rcs:
         if rc:
             raise MemoryError(f"lutnb C kernel returned {rc}")
+
+
+class Job(ctypes.Structure):
+    """One layer call for `lutnb_job_q8` / `lutnb_job_f32` (lutgemm.c, struct lutnb_job): the input and its conv
+    geometry (kh = 0: rows given), the encode's arrays, the tables, and the fused epilogue (dequantize, BatchNorm
+    alpha/beta, residual add, ReLU, float output y and/or the next layer's uint8 input yq at scale qs)."""
+
+    _fields_ = ([("x", ctypes.c_void_p)]
+                + [(f, ctypes.c_int64) for f in ("H", "W", "C", "kh", "kw", "sh", "sw", "ph", "pw", "dh", "dw", "Ho",
+                                                 "Wo", "Kp")]
+                + [("c2", ctypes.c_void_p), ("cinit", ctypes.c_void_p), ("cb", ctypes.c_void_p)]
+                + [(f, ctypes.c_int64) for f in ("K", "v", "metric", "cb_finite", "S", "c")]
+                + [("tq8", ctypes.c_void_p), ("t4", ctypes.c_void_p), ("N", ctypes.c_int64),
+                   ("wrap_bits", ctypes.c_int64)]
+                + [(f, ctypes.c_void_p) for f in ("scale", "bias", "alpha", "beta")]
+                + [("bn_fma", ctypes.c_int64), ("relu", ctypes.c_int64), ("res", ctypes.c_void_p),
+                   ("ldr", ctypes.c_int64), ("y", ctypes.c_void_p), ("ldy", ctypes.c_int64),
+                   ("yq", ctypes.c_void_p), ("ldq", ctypes.c_int64),
+                   ("qs", ctypes.c_float), ("xs", ctypes.c_float)])
+
+
+def run_job(fn, job: Job, M: int, ref=None) -> int:
+    """fn(job, begin, end) (`lib.lutnb_job_q8` or `lib.lutnb_job_f32`) over M output rows on up to
+    torch.get_num_threads() threads; returns the OR of the flags (bit 0: an output value NaN/inf; bit 1: an input
+    value NaN/inf: float rows read by the kernel). ref: ``ctypes.byref(job)``, kept by a caller that reuses job."""
+    ref = ref if ref is not None else ctypes.byref(job)
+    nthreads = torch.get_num_threads()
+    if M <= 64 or nthreads == 1:
+        rc = fn(ref, 0, M)
+        if rc < 0:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+        return rc
+    lib = _lib_of.get(id(fn))
+    if lib is not None and shares_torch_pool(lib):  # torch's OpenMP workers run the row ranges: one pool
+        rc = lib.lutnb_job_par(0 if fn is lib.lutnb_job_q8 else 1, ref, M, min(nthreads, -(-M // 64)))
+        if rc < 0:
+            raise MemoryError(f"lutnb C kernel returned {rc}")
+        return rc
+    flags = []
+
+    def part(a, b):
+        rc = fn(ref, a, b)
+        flags.append(rc)
+        return 0 if rc >= 0 else rc
+
+    _parallel(M, part)
+    out = 0
+    for f in flags:
+        out |= f
+    return out
+
+
+def affine(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor, fma: bool, lib: ctypes.CDLL | None = None,
+           ) -> torch.Tensor:
+    """x * alpha + beta over the last dim of a contiguous float32 x (C's float32, fmaf when fma)."""
+    lib = lib or load()
+    x, alpha, beta = (t.detach().float().contiguous() for t in (x, alpha, beta))
+    out = torch.empty_like(x)
+    lib.lutnb_affine_f32(x.data_ptr(), x.numel(), x.shape[-1], alpha.data_ptr(), beta.data_ptr(), int(fma),
+                         out.data_ptr())
+    return out
 
 
 def encode(rows: np.ndarray, cb: np.ndarray, metric: str, lib: ctypes.CDLL | None = None) -> np.ndarray:
@@ -322,6 +441,25 @@ def quantize_u8(x: torch.Tensor, s, out: torch.Tensor, lib: ctypes.CDLL | None =
                                              out.data_ptr() + a * out.stride(-2), out.stride(-2)))
             return 0
         _parallel(n_rows, part, rb=256)
+    return not any(bad)
+
+
+def quantize_ptr(src_ptr: int, n_rows: int, run: int, s, dst_ptr: int, lib: ctypes.CDLL) -> bool:
+    """`quantize_u8` on raw addresses: n_rows x run contiguous float32 values at src_ptr into as many bytes at
+    dst_ptr, on up to torch.get_num_threads() threads (torch's OpenMP pool where shared); False on a NaN / inf."""
+    sf = ctypes.c_float(float(s))
+    nthreads = max(1, min(torch.get_num_threads(), -(-n_rows // 1024)))
+    if nthreads == 1:
+        return lib.lutnb_quantize_u8(src_ptr, n_rows, run, sf, dst_ptr, run) == 0
+    if shares_torch_pool(lib):
+        return lib.lutnb_quantize_par(src_ptr, n_rows, run, sf, dst_ptr, run, nthreads) == 0
+    bad = []
+
+    def part(a, b):
+        bad.append(lib.lutnb_quantize_u8(src_ptr + 4 * a * run, b - a, run, sf, dst_ptr + a * run, run))
+        return 0
+
+    _parallel(n_rows, part, rb=256)
     return not any(bad)
 
 

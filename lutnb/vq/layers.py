@@ -42,9 +42,8 @@ import torch.nn.functional as F
 
 from ..kernels import compiled, dispatch
 from ..kernels.common import check_metric
-from ..runtime import sync_free
 from . import quant
-from .checks import bad_rows, check_input_dtype, check_int, check_temperature, check_vc, nan_rows  # noqa: F401
+from .checks import bad_rows, bad_rows_if_any, check_input_dtype, check_int, check_temperature, check_vc, nan_rows  # noqa: F401
 from .distances import encode, pairwise_distance
 from .functional import (
     GatherRows,
@@ -311,9 +310,7 @@ class LUTLayer:
         self._warn_if_uncalibrated()
         with torch.no_grad():
             rows = self.scratch_rows_of(x.detach())
-            bad = bad_rows(rows)
-            if not sync_free(rows.device):  # CPU: skip the masking when no row is bad (reading it is free)
-                bad = bad if bool(bad.any()) else None
+            bad = bad_rows_if_any(rows)  # CPU: None when no row is bad (one summing pass, not an (M, K) mask)
             idx = encode(self.split(rows), self.codebooks.detach(), self.metric)
         if self.keep_indices:
             self.last_indices = idx

@@ -82,7 +82,8 @@ def _h00(r: dict) -> list[str]:
     out = [
         f"digits CNN, {r.get('metric')}, v={r.get('v')}, c={r.get('c')}: fp32 {_f(r.get('fp32_test_acc'))} %, "
         f"LUT with INT8 tables {_f(r.get('lut_int8_test_acc'))} % after LUTBoost (kept state: "
-        f"{r.get('selected_stage', '?')}; {_f(r.get('gain_over_kmeans_pt'))} pt over k-means alone); the integer "
+        f"{r.get('selected_stage', '?')}; {_f(r.get('gain_over_kmeans_pt'))} pt over the calibration alone); "
+        f"the integer "
         f"engine gives {_f(r.get('engine_test_acc'))} % "
         f"({'bit-identical' if r.get('engine_bit_identical') else 'NOT bit-identical'} to the PyTorch INT8 mode)",
         f"{r.get('lut_layers')} LUT layers, {r.get('table_bytes'):,} table bytes; on the package-default design "

@@ -100,16 +100,17 @@ def _call_groups(block: nn.Module, hidden, args, kwargs) -> list[list[str]]:
 def _normal_equations(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, chunk: int) -> tuple:
     """(G, R, ||y||^2, k-means-only squared error) of the ridge problem on ``rows``: A = [quantized rows, 1]."""
     K, N = layer.K, layer.N
-    G = torch.zeros(K + 1, K + 1, dtype=torch.float64)
-    R = torch.zeros(K + 1, N, dtype=torch.float64)
+    f64 = {"dtype": torch.float64, "device": rows.device}  # solved where the layer lives (float64: CPU and CUDA)
+    G = torch.zeros(K + 1, K + 1, **f64)
+    R = torch.zeros(K + 1, N, **f64)
     W0 = layer.weight_matrix().detach().double()
-    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
+    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, **f64)
     err0 = ref = 0.0
     for i in range(0, rows.shape[0], chunk):
         r = rows[i:i + chunk].float()
         sub = layer.split(r)
         hard = layer.hard_sub(sub, encode(sub, layer.codebooks.detach(), layer.metric))
-        A = torch.cat([hard.reshape(r.shape[0], -1)[:, :K].double(), torch.ones(r.shape[0], 1, dtype=torch.float64)], 1)
+        A = torch.cat([hard.reshape(r.shape[0], -1)[:, :K].double(), torch.ones(r.shape[0], 1, **f64)], 1)
         y = target[i:i + chunk].double()
         G += A.T @ A
         R += A.T @ y
@@ -122,10 +123,11 @@ def _ridge_solve(layer: LUTLayer, G: torch.Tensor, R: torch.Tensor, ridge: float
     """argmin ||A s - y||^2 + lam ||s - s0||^2 with lam = ``ridge`` x mean diag(X^T X), s0 = [W0^T; b0]."""
     K, N = layer.K, layer.N
     W0 = layer.weight_matrix().detach().double()
-    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64)
+    b0 = layer.bias.detach().double() if layer.bias is not None else torch.zeros(N, dtype=torch.float64,
+                                                                                 device=G.device)
     lam = ridge * float(G.diagonal()[:K].mean().clamp_min(1e-12))
     prior = torch.cat([W0.T, b0[None]], 0)  # (K+1, N): ridge pulls toward the original weights
-    reg = torch.full((K + 1,), lam, dtype=torch.float64)
+    reg = torch.full((K + 1,), lam, dtype=torch.float64, device=G.device)
     if layer.bias is None:
         reg[K] = 1e12 * max(lam, 1.0)  # no bias: pin it to zero
     return torch.linalg.solve(G + torch.diag(reg), R + reg[:, None] * prior)
@@ -154,7 +156,7 @@ def _refit_layer(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridg
 
 @torch.no_grad()
 def ridge_refit(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge, seed: int = 0,
-                  refit: bool = True, chunk: int = 8192, generator: torch.Generator | None = None) -> dict:
+                refit: bool = True, chunk: int = 8192, generator: torch.Generator | None = None) -> dict:
     """With the layer's codebooks fixed: ridge least squares of [W, b] on the quantized ``rows`` (M, K)
     against ``target`` (M, N); the weights are written back in the layer's own shape (a conv's too).
 
@@ -167,6 +169,7 @@ def ridge_refit(layer: LUTLayer, rows: torch.Tensor, target: torch.Tensor, ridge
     if len(candidates) > 1 and rows.shape[0] >= 16:
         held = torch.zeros(rows.shape[0], dtype=torch.bool)
         held[torch.randperm(rows.shape[0], generator=g)[: rows.shape[0] // 8]] = True
+        held = held.to(rows.device)
         G, R, ref, err0 = _normal_equations(layer, rows[~held], target[~held], chunk)
         Gv, Rv, refv, err0v = _normal_equations(layer, rows[held], target[held], chunk)
         val = [_sq_error(_ridge_solve(layer, G, R, lam), Gv, Rv, refv) / max(refv, 1e-30) for lam in candidates]

@@ -116,14 +116,13 @@ def test_calibrate_stage_refit_reports_each_layer_sequential_or_not():
 
 
 def test_min_steps_raises_epochs_for_small_training_sets():
-    st = B.TrainStage("joint", epochs=6, lr=1e-3, batch_size=64, min_steps=600)
     cfg = B.LUTBoostConfig().with_stage("joint", epochs=6, batch_size=64, min_steps=600)
     small = cfg.for_data(1097)  # 18 batches per epoch -> 34 epochs
     assert small.stages[2].epochs == 34 and small.stages[2].min_steps == 0
     assert small.for_data(1097) == small
     big = cfg.for_data(10_000)  # 157 batches: 6 epochs are 942 steps already
     assert big.stages[2].epochs == 6
-    assert st.min_steps == 600
+    assert cfg.scaled(0.5).stages[2].min_steps == 300  # SMOKE schedules shorten the step budget too
     with pytest.raises(ValueError, match="min_steps=-1"):
         B.TrainStage("joint", epochs=1, lr=1e-3, min_steps=-1)
     with pytest.raises(ValueError, match="n_train=0"):

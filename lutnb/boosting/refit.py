@@ -38,7 +38,7 @@ def _block_inputs(model: nn.Module, block: nn.Module, batches: list) -> list:
     finally:
         h.remove()
     if len(got) != len(batches):
-        raise RuntimeError("block_refit: the first block was not called on every batch; check `blocks=`")
+        raise RuntimeError(f"{type(block).__name__} was not called on every batch (block_refit: check `blocks=`)")
     return got
 
 
@@ -332,28 +332,6 @@ def block_refit(student: nn.Module, teacher: nn.Module, batches: list, blocks: s
     return stats
 
 
-def _layer_input(model: nn.Module, name: str, batches: list) -> list:
-    """The input tensor the module ``name`` receives for every batch (the model is stopped right there)."""
-    got = []
-
-    def pre(_m, args):
-        got.append(args[0].detach())
-        raise _Stop
-
-    h = model.get_submodule(name).register_forward_pre_hook(pre)
-    try:
-        for b in batches:
-            try:
-                run_model(model, b)
-            except _Stop:
-                pass
-    finally:
-        h.remove()
-    if len(got) != len(batches):
-        raise RuntimeError(f"refit_to_teacher: layer {name!r} was not called on every batch")
-    return got
-
-
 @torch.no_grad()
 def refit_to_teacher(student: nn.Module, teacher: nn.Module, name: str, batches: list, ridge=(1e-3, 1e-2, 1e-1, 1.0),
                      max_rows: int = 32768, seed: int = 0) -> dict:
@@ -371,7 +349,7 @@ def refit_to_teacher(student: nn.Module, teacher: nn.Module, name: str, batches:
     student.eval()
     teacher.eval()
     try:
-        xs, xt = _layer_input(student, name, batches), _layer_input(teacher, name, batches)
+        xs, xt = ([a[0] for a, _ in _block_inputs(m, m.get_submodule(name), batches)] for m in (student, teacher))
     finally:
         student.train(was_s)
         teacher.train(was_t)

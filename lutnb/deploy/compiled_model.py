@@ -53,7 +53,7 @@ class FastLayer(E.EngineLayer):
         self._buffers_im2col: dict = {}
         self._plans: dict = {}
         self.calls = {"kernel": 0, "fallback": 0, "handoff": 0}  # handoff: uint8 inputs taken from the producer
-        self._q8_cached = None
+        self._kernels = {}  # (encode, switches) -> `_kernel_for`'s answer
         self.emit_for: FastLayer | None = None
         self._q8_gen = 0  # generation of the uint8 input a producer last wrote into this layer's buffer
         self._kernel_cached = None
@@ -103,39 +103,19 @@ class FastLayer(E.EngineLayer):
             raise ValueError(f"layer {L.name}: input has {x.shape[1]} channels, expected "
                              f"in_channels={L.conv['in_channels']}")
 
-    def _q8_kernel(self):
-        """(lib, packed int8 tables, wrap_bits) when the INT8-encode kernel applies to this layer, else None
-        (cached per state of the LUTNB_NATIVE / LUTNB_CKERNEL switches)."""
-        key = (_native(), _ckernel_enabled())
-        if self._q8_cached is None or self._q8_cached[0] != key:
-            self._q8_cached = (key, self._q8_kernel_uncached())
-        return self._q8_cached[1]
+    def _kernel_for(self, encode: str):
+        """(lib, packed int8 tables, wrap_bits) when the compiled kernel for ``encode`` applies to this layer
+        ("int8": v <= 4; "float32": a bit-identical encode for this metric and v), with INT8 tables and int32
+        accumulators, else None; cached per encode and state of the LUTNB_NATIVE / LUTNB_CKERNEL switches."""
+        key = (encode, _native(), _ckernel_enabled())
+        if key not in self._kernels:
+            self._kernels[key] = self._kernel_uncached(encode)
+        return self._kernels[key]
 
-    def _q8_kernel_uncached(self):
+    def _kernel_uncached(self, encode: str):
         L = self.layer
-        if not _native() or not ckernel.enabled() or L.v > 4:
-            return None
-        lib = ckernel.load()
-        if lib is None:
-            return None
-        a, (proto, wrap_bits, post_wrap) = E.layer_plan(L, self.acc_bits)
-        if proto.dtype != np.int32 or post_wrap:
-            return None
-        packed = ckernel.pack_int8(a["tq"], lib, a.setdefault("packed", {}))
-        return None if packed["tq8"] is None else (lib, packed, wrap_bits)
-
-    def _f32_kernel(self):
-        """(lib, packed int8 tables, wrap_bits) when the float32-encode kernel applies (bit-identical encode for this
-        metric and v, INT8 tables, int32 accumulators), else None; cached like `_q8_kernel`."""
-        key = (_native(), _ckernel_enabled(), "f32")
-        cached = getattr(self, "_f32_cached", None)
-        if cached is None or cached[0] != key:
-            self._f32_cached = cached = (key, self._f32_kernel_uncached())
-        return cached[1]
-
-    def _f32_kernel_uncached(self):
-        L = self.layer
-        if not _native() or not ckernel.enabled() or not ckernel.can_encode(L.metric, L.v):
+        fits = L.v <= 4 if encode == "int8" else ckernel.can_encode(L.metric, L.v)
+        if not _native() or not ckernel.enabled() or not fits:
             return None
         lib = ckernel.load()
         if lib is None:
@@ -150,7 +130,7 @@ class FastLayer(E.EngineLayer):
         """Whether this layer's int8 kernel takes a producer's uint8 NHWC output directly (v = 4, layout "channel")."""
         L = self.layer
         return (self.encode == "int8" and L.kind == "conv2d" and L.v == 4 and L.layout == "channel"
-                and self._q8_kernel() is not None)
+                and self._kernel_for("int8") is not None)
 
     # ------------------------------------------------------------------------------------------ the plan per shape
     def _plan(self, x: torch.Tensor, kern):
@@ -302,7 +282,7 @@ class FastLayer(E.EngineLayer):
         cached = self._kernel_cached
         if state is not None and cached is not None and cached[0] is state:
             return cached[1]
-        kern = self._q8_kernel() if self.encode == "int8" else self._f32_kernel()
+        kern = self._kernel_for(self.encode)
         self._kernel_cached = (state, kern) if state is not None else None
         return kern
 

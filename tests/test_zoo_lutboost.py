@@ -8,7 +8,7 @@ from torch import nn
 import lutnb
 from lutnb import boosting as B
 from lutnb.experiments import zoo
-from lutnb.vq.conversion import edge_layers, resolve_skip, trace_layers
+from lutnb.vq.conversion import edge_layers, layer_k, narrow_layers, resolve_skip, trace_layers
 from lutnb.vq.layers import lut_layers
 from lutnb.zoo.archs import ARCHS, build_arch
 from lutnb.zoo.data import load_mnist1d_large
@@ -57,11 +57,31 @@ class HeadFirst(nn.Module):
 def test_skip_auto_follows_call_order_and_counts_macs():
     m, x = HeadFirst(), torch.randn(2, 5)
     assert edge_layers(m, x) == {"first": "stem", "last": "head"}
-    assert resolve_skip(m, "auto", x) == ("stem", "head")
+    assert resolve_skip(m, ("first", "last"), x) == ("stem", "head")
     assert resolve_skip(m, ("first", "body", "absent*"), x) == ("stem", "body")
+    # K = 5, 4, 6: one or two sub-spaces at v=4, so "auto" keeps every layer float; at v=2 body (K=4) has 2
+    assert resolve_skip(m, "auto", x) == ("stem", "head", "body")
+    assert resolve_skip(m, "narrow", x, v=1) == ()
     assert trace_layers(m, x) == {"stem": 20, "body": 24, "head": 12}
     with pytest.raises(ValueError, match="example"):
         resolve_skip(m, "auto")
+
+
+def test_skip_narrow_keeps_layers_with_fewer_than_4_subspaces_float():
+    """skip="auto" also keeps float the layers with ceil(K / v) < 4 (the MNIST-1D mixer's token fc1: K = 10);
+    v follows an override that sets it."""
+    m = build_arch("mixer", (1, 40))
+    assert narrow_layers(m) == ("embed", "layers.0.token_fc1", "layers.1.token_fc1")
+    assert narrow_layers(m, v=2) == ("embed",)  # K = 10 at v=2: 5 sub-spaces
+    assert narrow_layers(m, overrides={"layers.*.token_fc1": {"v": 2}}) == ("embed",)
+    assert narrow_layers(m, v=8) == ("embed", "layers.0.token_fc1", "layers.0.token_fc2", "layers.1.token_fc1",
+                                     "layers.1.token_fc2")
+    x = torch.randn(2, 1, 40)
+    assert resolve_skip(m, "auto", x) == ("embed", "head", "layers.0.token_fc1", "layers.1.token_fc1")
+    conv = nn.Conv2d(6, 8, (1, 2), groups=2)  # K per group = 3 x 1 x 2 = 6
+    assert layer_k(conv) == 6 and narrow_layers(nn.Sequential(conv)) == ("0",)
+    lut = lutnb.convert(m, 4, 16, "l2", skip=resolve_skip(m, "auto", x))
+    assert {r.name for r in lut.lut_summary.left_alone} >= {"layers.0.token_fc1", "layers.1.token_fc1"}
 
 
 def test_mnist1d_large_split_sizes_and_fixed_samples():

@@ -157,8 +157,8 @@ def _check_dataset(name: str, data, required: bool) -> None:
 # ---------------------------------------------------------------------------------------------- lutboost
 def prepare_model(model, v, c, metric, skip, overrides, table_bits, layout, example=None):
     """The LUT copy of ``model`` (float tables); ``skip`` resolved by `lutnb.vq.conversion.resolve_skip`
-    ("auto" = the first and the last layer the model calls on ``example``)."""
-    skip = resolve_skip(model, skip, example)
+    ("auto" = the first and the last layer the model calls on ``example``, and the narrow layers)."""
+    skip = resolve_skip(model, skip, example, v, overrides)
     return convert(model, v, c, metric, skip=skip, overrides=overrides, table_bits=table_bits, layout=layout)
 
 
@@ -213,7 +213,8 @@ def lutboost(model: nn.Module, train, val, v: int = 4, c: int = 16, metric: str 
     train / val / test: datasets of (x, y); test (optional) is only evaluated, after every stage (and after
     every epoch with ``track_test=True``, for convergence curves). ``skip``: layers kept float: names or
     globs (absent ones are ignored), the position tokens "first" / "last" (the first / last layer the model
-    calls), or "auto" (default) = ("first", "last"); the report's ``float_layers`` gives their share of the
+    calls), "narrow" (layers with fewer than 4 sub-spaces, ceil(K / v) < 4), or "auto" (default) =
+    ("first", "last", "narrow"); the report's ``float_layers`` gives their share of the
     model's MACs. ``stages``: a ``LUTBoostConfig`` (default schedule if None). ``teacher``:
     the fp32 model for distillation (default: a copy of ``model``). ``checkpoint_dir``: a checkpoint is
     written atomically after every stage; ``resume=True`` continues after the last one found there.
@@ -367,7 +368,7 @@ def _lutboost(model, train, val, v, c, metric, skip, stages, seed, checkpoint_di
     fp32_acc = accuracy(model, test) if test is not None else float("nan")
     seed_everything(seed)
     example = next(iter(loaders(train, 2, False, 0)))[0].to(device_of(model))
-    skip = resolve_skip(model, skip, example)
+    skip = resolve_skip(model, skip, example, v, overrides)
     lut = prepare_model(model, v, c, metric, skip, overrides, cfg.stages[-1].table_bits, layout)
     if not lut.lut_summary.converted:
         why = "; ".join(f"{r.name}: {r.reason}" for r in lut.lut_summary.left_alone) or "it has no weight layers"

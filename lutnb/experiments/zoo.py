@@ -68,7 +68,8 @@ def zoo_pretrained(dataset: str, arch: str, seed: int = 0, data=None, cache_dir=
 def zoo_run(dataset: str, arch: str, metric: str, seed: int, v: int = 4, c: int = 16, cache_dir=None,
             progress: bool = False, methods=("lutboost", "single_stage"), skip="auto") -> dict:
     """One zoo record (see the module docstring); accuracies in % on the test split, INT8 tables. ``skip``:
-    the layers kept float (default "auto": the first and the last layer called)."""
+    the layers kept float (default "auto": the first and the last layer called, and layers with fewer than 4
+    sub-spaces)."""
     data = get_dataset(dataset, seed=seed)
     model = zoo_pretrained(dataset, arch, seed, data, cache_dir, progress)
     rec = {"dataset": dataset, "arch": arch, "metric": metric, "seed": seed, "v": v, "c": c,
